@@ -1,0 +1,57 @@
+"""
+### Immediate enquiry purge
+
+The privacy notice: prospects who do not become clients, and quotes that are not accepted, have
+their data deleted after the enquiry is answered. This DAG deletes closed prospects' enquiries and
+quotes and destroys the data keys of prospects left with nothing, which puts every copy beyond use.
+
+**When**: within minutes of an enquiry closing (an `enquiry_outcomes` asset event, from
+`gdpr-admin enquiry outcome` or an outside system via the REST API), and hourly as a safety net.
+
+**Never touched**: clients' data, data under a legal hold, data under an open rights request.
+
+**Params**: `dry_run` reports what would go and changes nothing; `batch_size` enquiries per
+transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
+
+from gdpr.assets import ENQUIRY_OUTCOMES
+from gdpr.defaults import DEFAULT_ARGS
+from gdpr.operators.audit import VerifyAuditLogOperator
+from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
+
+with DAG(
+    dag_id="enquiry_purge",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[ENQUIRY_OUTCOMES]
+    ),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["gdpr", "retention", "enquiries"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Report what would be deleted; delete nothing."),
+        "batch_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Batch size",
+                            description="Enquiries deleted per transaction."),
+    },
+) as dag:
+    apply_outcomes = ApplyEnquiryOutcomesOperator(task_id="apply_enquiry_outcomes")
+    purge = EnquiryPurgeOperator(
+        task_id="purge_closed_enquiries",
+        dry_run="{{ params.dry_run }}",
+        batch_size="{{ params.batch_size }}",
+        # Bad events from outside systems must not hold back the purge of everything else.
+        trigger_rule=TriggerRule.ALL_DONE,
+    )
+    verify = VerifyAuditLogOperator(task_id="verify_audit_log")
+
+    apply_outcomes >> purge >> verify

@@ -1,0 +1,1 @@
+"""The domain core: encrypted vault, policies, requests, audit. Importable without Airflow."""

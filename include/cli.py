@@ -1,0 +1,253 @@
+"""gdpr-admin: what is not a workflow. Keyring, vault set-up, audit verification, demo data,
+recording an enquiry's outcome, legal holds.
+
+Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/settings.py). Prints
+opaque ids and counts, never personal data. Exit status: 0 done, 1 refused or failed (the message
+says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreachable
+from include.audit import AuditLog
+from include.clock import utcnow
+from include.crypto.keyring import create_keyring, load_keyring
+from include.demo import seed_demo
+from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
+from include.errors import GdprError
+from include.policies.holds import lift_hold, place_hold
+from include.settings import VaultSettings
+from include.vault.rotation import rotate_kek
+from include.vault.schema import record
+from include.vault.store import Vault
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _settings() -> VaultSettings:
+    return VaultSettings()
+
+
+def _open() -> Vault:
+    return Vault.open(_settings())
+
+
+def cmd_keyring_init(args) -> int:
+    path = _settings().keyring_path
+    if args.if_missing and path.exists():
+        keyring = load_keyring(path)
+        print(f"keyring kept: {path} (fingerprint {keyring.fingerprint})")
+        return 0
+    keyring = create_keyring(path)
+    print(f"keyring created: {path} (mode 0600, fingerprint {keyring.fingerprint})")
+    print("Back it up apart from the vault: without it nothing in the vault can be read.")
+    return 0
+
+
+def cmd_keyring_rotate(args) -> int:
+    result = rotate_kek(_settings(), actor=_actor())
+    print(f"key-encryption key rotated: version {result.old_version} -> {result.new_version}, "
+          f"{result.rewrapped} data keys rewrapped, records untouched")
+    return 0
+
+
+def cmd_keyring_show(args) -> int:
+    keyring = load_keyring(_settings().keyring_path)
+    print(json.dumps({"location": keyring.location, "fingerprint": keyring.fingerprint,
+                      "kek_versions": sorted(keyring.keks), "active_kek": keyring.active_kek}, indent=2))
+    return 0
+
+
+def cmd_vault_init(args) -> int:
+    with Vault.open(_settings(), create=True) as vault:
+        print(f"vault ready: {vault.location}; data keys in {vault.keystore.engine.url!r}")
+    return 0
+
+
+def cmd_vault_status(args) -> int:
+    with _open() as vault:
+        print(json.dumps({"vault": vault.location, "controllers": vault.controller_ids(),
+                          **vault.counts()}, indent=2))
+    return 0
+
+
+def cmd_vault_connection(args) -> int:
+    """The Airflow connection that points the workflows at this vault, as JSON."""
+    settings = _settings()
+    print(json.dumps({"conn_type": "gdpr_vault", "description": "The encrypted GDPR vault",
+                      "extra": {"database_url": settings.vault_url,
+                                "keystore_url": settings.keystore_url,
+                                "keyring_path": str(settings.keyring_path)}}))
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    with _open() as vault, vault.engine.connect() as conn:
+        result = AuditLog(vault.keyring).verify(conn)
+    if result.ok:
+        print(f"audit log intact: {result.events} events, chain and head verified")
+        return 0
+    print(f"audit log BROKEN: {len(result.problems)} problem(s) in {result.events} events",
+          file=sys.stderr)
+    for problem in result.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
+
+
+def cmd_demo_seed(args) -> int:
+    with _open() as vault:
+        result = seed_demo(vault)
+    if result.seeded:
+        print(f"demo seeded: {result.controllers} controllers, {result.records} records")
+    else:
+        print("demo already seeded: existing data kept")
+    return 0
+
+
+def cmd_enquiry_list(args) -> int:
+    query = select(record.c.id, record.c.controller_id, record.c.created_at, record.c.outcome) \
+        .where(record.c.category == ENQUIRY).order_by(record.c.controller_id, record.c.created_at)
+    if args.controller:
+        query = query.where(record.c.controller_id == args.controller)
+    if args.open:
+        query = query.where(record.c.outcome.is_(None))
+    with _open() as vault, vault.engine.connect() as conn:
+        for row in conn.execute(query):
+            print(f"{row.id}  {row.controller_id:<18} {row.created_at:%Y-%m-%d}  {row.outcome or 'open'}")
+    return 0
+
+
+def cmd_enquiry_find(args) -> int:
+    with _open() as vault:
+        ids = set(vault.find_records(args.controller, "email", args.email))
+        for view in vault.read_records(sorted(ids)):
+            if view.category == ENQUIRY:
+                print(f"{view.id}  {view.created_at:%Y-%m-%d}  {view.outcome or 'open'}")
+    return 0
+
+
+def cmd_enquiry_outcome(args) -> int:
+    with _open() as vault:
+        result = record_outcome(vault, args.enquiry_id, args.outcome, actor=_actor(), at=utcnow())
+    state = "recorded" if result.changed else "already recorded"
+    print(f"enquiry {result.enquiry_id}: outcome '{result.outcome}' {state}")
+    if args.no_notify:
+        return 0
+    try:
+        event = AirflowApi.from_env().emit_asset_event(
+            ENQUIRY_OUTCOMES_URI, {"enquiry_id": result.enquiry_id, "outcome": result.outcome})
+        print(f"enquiry_purge scheduled by asset event {event}")
+    except AirflowUnreachable as exc:
+        print(f"warning: {exc}; the outcome is saved and the hourly enquiry_purge run will act on it",
+              file=sys.stderr)
+    return 0
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO date such as 2027-03-31") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_hold_place(args) -> int:
+    with _open() as vault:
+        hold_id = place_hold(vault, controller_id=args.controller, subject_id=args.subject,
+                             record_id=args.record, reason=args.reason, ends_at=args.until,
+                             actor=_actor(), at=utcnow())
+    print(f"legal hold placed: {hold_id}")
+    return 0
+
+
+def cmd_hold_lift(args) -> int:
+    with _open() as vault:
+        lifted = lift_hold(vault, args.hold_id, actor=_actor(), at=utcnow())
+    print(f"legal hold {args.hold_id} {'lifted' if lifted else 'was already lifted'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gdpr-admin", description=__doc__.split("\n\n")[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    def command(group, name, func, help_):
+        sub = group.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(func=func)
+        return sub
+
+    keyring = groups.add_parser("keyring", help="the keyring of key-encryption keys")
+    kcmds = keyring.add_subparsers(dest="command", required=True)
+    init = command(kcmds, "init", cmd_keyring_init, "create the keyring (mode 0600)")
+    init.add_argument("--if-missing", action="store_true", help="keep an existing keyring")
+    command(kcmds, "rotate", cmd_keyring_rotate, "new key-encryption key; rewrap every data key")
+    command(kcmds, "show", cmd_keyring_show, "fingerprint and key versions (no key material)")
+
+    vault = groups.add_parser("vault", help="the encrypted vault")
+    vcmds = vault.add_subparsers(dest="command", required=True)
+    command(vcmds, "init", cmd_vault_init, "create the vault's tables and bind the keyring (idempotent)")
+    command(vcmds, "status", cmd_vault_status, "controllers and counts")
+    command(vcmds, "connection-json", cmd_vault_connection, "the Airflow connection for this vault")
+
+    audit = groups.add_parser("audit", help="the hash-chained audit log")
+    acmds = audit.add_subparsers(dest="command", required=True)
+    command(acmds, "verify", cmd_audit_verify, "check every event and the chain's head")
+
+    demo = groups.add_parser("demo", help="the embedded demo data")
+    dcmds = demo.add_subparsers(dest="command", required=True)
+    command(dcmds, "seed", cmd_demo_seed, "load the synthetic demo once (kept if present)")
+
+    enquiry = groups.add_parser("enquiry", help="prospects' enquiries")
+    ecmds = enquiry.add_subparsers(dest="command", required=True)
+    listing = command(ecmds, "list", cmd_enquiry_list, "enquiry ids, dates and outcomes")
+    listing.add_argument("--controller")
+    listing.add_argument("--open", action="store_true", help="only enquiries not yet closed")
+    find = command(ecmds, "find", cmd_enquiry_find, "a person's enquiries, by email (blind index)")
+    find.add_argument("--controller", required=True)
+    find.add_argument("--email", required=True)
+    outcome = command(ecmds, "outcome", cmd_enquiry_outcome,
+                      "close an enquiry and wake enquiry_purge with an asset event")
+    outcome.add_argument("enquiry_id")
+    outcome.add_argument("outcome", choices=OUTCOMES)
+    outcome.add_argument("--no-notify", action="store_true",
+                         help="record only; the hourly run of enquiry_purge picks it up")
+
+    hold = groups.add_parser("hold", help="legal holds")
+    hcmds = hold.add_subparsers(dest="command", required=True)
+    place = command(hcmds, "place", cmd_hold_place, "keep a controller's, subject's or record's data")
+    place.add_argument("--controller", required=True)
+    place.add_argument("--subject")
+    place.add_argument("--record")
+    place.add_argument("--reason", required=True, help="why (no personal data: it is stored in clear)")
+    place.add_argument("--until", type=_when, help="end of the hold (ISO date); none means until lifted")
+    lift = command(hcmds, "lift", cmd_hold_lift, "lift a legal hold")
+    lift.add_argument("hold_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GdprError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # settings that fail validation
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Keys and ciphers: the keyring, envelope encryption of fields, blind indexes."""

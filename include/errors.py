@@ -1,0 +1,29 @@
+"""Errors of the core. Messages name what is wrong and where, and never carry personal data."""
+
+
+class GdprError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class KeyringError(GdprError):
+    """The keyring is missing, unreadable, malformed or does not belong to the vault."""
+
+
+class VaultError(GdprError):
+    """The vault cannot do what was asked (store down, schema missing, data inconsistent)."""
+
+
+class DataKeyDestroyed(VaultError):
+    """A data subject's data key was destroyed: their records can no longer be decrypted."""
+
+
+class UnknownRecord(GdprError):
+    """No record (or subject, controller) with the given opaque id exists."""
+
+
+class InvalidInput(GdprError):
+    """Input that cannot be accepted; the message says which field and why."""
+
+
+class AuditError(GdprError):
+    """The audit log refused an event, or its chain does not verify."""

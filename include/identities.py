@@ -1,0 +1,84 @@
+"""Normalisers for the identities people are found by: email, phone, IP address, customer number.
+
+Each returns the canonical form that blind indexes hash, or raises InvalidInput naming the kind of
+identity and what is wrong with it, never the value itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from include.errors import InvalidInput
+
+MAX_IDENTITY_LENGTH = 320  # RFC 5321's longest address; nothing shorter is cut off
+
+
+def _text(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{kind} must be text, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise InvalidInput(f"{kind} is empty")
+    if len(value) > MAX_IDENTITY_LENGTH:
+        raise InvalidInput(f"{kind} is longer than {MAX_IDENTITY_LENGTH} characters")
+    return value
+
+
+def normalise_email(value: object) -> str:
+    text = _text("email", value)
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        # email-validator's reason names the fault (missing @, bad domain) without the address.
+        reason = str(exc).replace(text, "the address")
+        raise InvalidInput(f"email is not a valid address: {reason}") from None
+    return checked.normalized.lower()
+
+
+def normalise_phone(value: object, region: str = "GB") -> str:
+    text = _text("phone", value)
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidInput("phone is not a telephone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidInput("phone has the wrong number of digits for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_ip(value: object) -> str:
+    text = _text("ip", value)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidInput("ip is not an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.compressed
+
+
+_CUSTOMER_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,63}$")
+
+
+def normalise_customer_number(value: object) -> str:
+    text = _text("customer_number", value).upper()
+    if not _CUSTOMER_NUMBER.match(text):
+        raise InvalidInput("customer_number may hold only letters, digits and . _ / - (at most 64)")
+    return text
+
+
+NORMALISERS = {
+    "email": normalise_email,
+    "phone": normalise_phone,
+    "ip": normalise_ip,
+    "customer_number": normalise_customer_number,
+}
+
+
+def mask(value: str) -> str:
+    """A shape-only stand-in for logs: first character and length, nothing else."""
+    return f"{value[:1]}***({len(value)})" if value else "***"

@@ -1,0 +1,1 @@
+"""Policies: controllers' instructions, retention rules, legal holds."""

@@ -1,0 +1,1 @@
+"""Data subjects' requests: the register of access, rectification, erasure, restriction, objection."""

@@ -1,0 +1,51 @@
+"""Where the vault, its data-key store and the keyring live.
+
+Read from GDPR_* environment variables (the CLI) or built from an Airflow connection (the hook).
+The embedded default keeps everything under ./var of the project; production points the URLs at
+PostgreSQL or MariaDB and the keyring at a secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+
+
+class VaultSettings(BaseSettings):
+    """Location of the vault database, the data-key store and the keyring."""
+
+    model_config = SettingsConfigDict(env_prefix="GDPR_", extra="forbid")
+
+    vault_url: str = Field(
+        default=f"sqlite:///{DEFAULT_VAR_DIR / 'vault.db'}",
+        description="SQLAlchemy URL of the vault database (records, audit log).",
+    )
+    keystore_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the data-key store. A separate database from the vault, so that "
+            "copies of the vault never hold the keys; defaults to datakeys.db beside the keyring."
+        ),
+    )
+    keyring_path: Path = Field(default=DEFAULT_VAR_DIR / "keyring" / "keyring.json")
+    keyring_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="The keyring's JSON itself (from a secrets backend); wins over keyring_path.",
+    )
+
+    @model_validator(mode="after")
+    def _default_keystore_beside_keyring(self) -> VaultSettings:
+        if self.keystore_url is None:
+            self.keystore_url = f"sqlite:///{self.keyring_path.parent / 'datakeys.db'}"
+        if self.keystore_url == self.vault_url:
+            raise ValueError(
+                "keystore_url must name a different database from vault_url: "
+                "a copy of the vault must never hold the data keys"
+            )
+        return self

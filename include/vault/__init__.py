@@ -1,0 +1,1 @@
+"""The encrypted vault: records whose personal fields are encrypted per data subject."""

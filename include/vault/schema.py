@@ -1,0 +1,139 @@
+"""Tables of the vault database and of the separate data-key store.
+
+Personal values live only in record_field.ciphertext. Every other column is metadata a workflow may
+read without a key: controller, category, purpose, source, dates, lifecycle, opaque ids.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from include.vault.db import UTCDateTime
+
+ID = String(32)  # opaque ids: 128 random bits as hex
+
+vault_metadata = MetaData()
+
+vault_meta = Table(
+    "vault_meta", vault_metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+controller = Table(
+    "controller", vault_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # Bank holidays for request deadlines differ by UK region.
+    Column("region", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+data_subject = Table(
+    "data_subject", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False, index=True),
+    # prospect, client, contact or customer: prospects alone fall to the enquiry purge.
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("erased_at", UTCDateTime),
+)
+
+record = Table(
+    "record", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("subject_id", ForeignKey("data_subject.id"), nullable=False, index=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The date the record relates to (an invoice's date decides its financial year).
+    Column("relates_to", Date),
+    # None while the end depends on an event still to come (an open enquiry, a live contract).
+    Column("retention_end", UTCDateTime),
+    Column("parent_id", ID, index=True),
+    Column("outcome", String(16)),
+    Column("outcome_at", UTCDateTime),
+    Index("ix_record_controller_category", "controller_id", "category", "outcome"),
+)
+
+record_field = Table(
+    "record_field", vault_metadata,
+    Column("record_id", ForeignKey("record.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("ciphertext", LargeBinary(length=2**24), nullable=False),
+    # Blind index (hex HMAC) of identity fields, None for the rest.
+    Column("lookup", String(64)),
+    Index("ix_record_field_lookup", "name", "lookup"),
+)
+
+legal_hold = Table(
+    "legal_hold", vault_metadata,
+    Column("id", ID, primary_key=True),
+    # Scope: the whole controller, one subject, or one record (the narrower ids set).
+    Column("controller_id", ForeignKey("controller.id"), nullable=False, index=True),
+    Column("subject_id", ID, index=True),
+    Column("record_id", ID, index=True),
+    Column("reason", String(500), nullable=False),
+    Column("placed_by", String(100), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("lifted_at", UTCDateTime),
+    Column("lifted_by", String(100)),
+)
+
+rights_request = Table(
+    "rights_request", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
+    Column("subject_id", ID, index=True),
+    # access, rectify, erase, restrict, object
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("closed_at", UTCDateTime),
+)
+
+audit_event = Table(
+    "audit_event", vault_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("controller_id", String(64)),
+    Column("subject_id", ID),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# The chain's head, MAC'd: removing the newest events shows as a head that no event matches.
+audit_head = Table(
+    "audit_head", vault_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("mac", String(64), nullable=False),
+)
+
+keystore_metadata = MetaData()
+
+data_key = Table(
+    "data_key", keystore_metadata,
+    Column("subject_id", ID, primary_key=True),
+    Column("kek_version", Integer, nullable=False, index=True),
+    Column("wrapped", LargeBinary(length=255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,401 @@
+"""The vault: personal fields encrypted under each data subject's own data key.
+
+Every record carries its controller, data category, purpose, source, creation time and retention
+end in clear metadata; its personal fields are AES-256-GCM ciphertexts, and identity fields (email,
+phone, IP, customer number) also carry a blind index so people are found without decryption.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError
+
+from include.audit import AuditLog
+from include.clock import utcnow
+from include.crypto.blind_index import BlindIndexer
+from include.crypto.envelope import FieldCipher
+from include.crypto.keyring import Keyring, load_keyring
+from include.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
+from include.settings import VaultSettings
+from include.vault.db import display_url, make_engine
+from include.vault.keystore import KeyStore, chunks
+from include.vault.schema import (
+    controller,
+    data_subject,
+    record,
+    record_field,
+    vault_meta,
+    vault_metadata,
+)
+
+ROLES = ("prospect", "client", "contact", "customer")
+REGIONS = ("england-and-wales", "scotland", "northern-ireland")
+_CIPHER_CACHE_LIMIT = 20_000
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A record to store. Without subject_id, its subject is found (or made) by its 'email' field."""
+
+    controller_id: str
+    category: str
+    purpose: str
+    source: str
+    fields: Mapping[str, str]
+    role: str = "prospect"
+    subject_id: str | None = None
+    created_at: datetime | None = None
+    relates_to: date | None = None
+    retention_end: datetime | None = None
+    parent_id: str | None = None
+    outcome: str | None = None
+    outcome_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordView:
+    id: str
+    subject_id: str
+    controller_id: str
+    category: str
+    purpose: str
+    source: str
+    created_at: datetime
+    relates_to: date | None
+    retention_end: datetime | None
+    parent_id: str | None
+    outcome: str | None
+    outcome_at: datetime | None
+    fields: dict[str, str] = field(repr=False)
+
+
+def _validate(rec: NewRecord, index: int, controllers: set[str]) -> None:
+    where = f"record #{index}"
+    if rec.controller_id not in controllers:
+        raise UnknownRecord(f"{where}: controller '{rec.controller_id}' is not registered in the vault")
+    for name in ("category", "purpose", "source"):
+        value = getattr(rec, name)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"{where}: '{name}' must be non-empty text")
+    if rec.role not in ROLES:
+        raise InvalidInput(f"{where}: role '{rec.role}' is not one of {', '.join(ROLES)}")
+    if not rec.fields:
+        raise InvalidInput(f"{where}: has no fields")
+    for name, value in rec.fields.items():
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise InvalidInput(f"{where}: field names must be text of 1 to 64 characters")
+        if not isinstance(value, str):
+            raise InvalidInput(f"{where}: field '{name}' must be text, got {type(value).__name__}")
+    if rec.subject_id is None and "email" not in rec.fields:
+        raise InvalidInput(f"{where}: no subject_id and no 'email' field to find its data subject by")
+
+
+class Vault:
+    def __init__(self, engine: Engine, keystore: KeyStore, keyring: Keyring, *,
+                 location: str = "vault") -> None:
+        self.engine = engine
+        self.keystore = keystore
+        self.keyring = keyring
+        self.location = location
+        self.audit = AuditLog(keyring)
+        self.indexer = BlindIndexer(keyring)
+        self._ciphers: dict[str, FieldCipher] = {}
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: VaultSettings, *, create: bool = False) -> Vault:
+        """Open the vault; with create, make its schema first (idempotent).
+
+        The keyring is loaded and checked against the vault before anything is written, so a wrong
+        or missing keyring fails with a KeyringError and leaves the stores as they were.
+        """
+        if settings.keyring_secret:
+            keyring = Keyring.from_json(settings.keyring_secret, "the configured keyring secret")
+        else:
+            keyring = load_keyring(settings.keyring_path)
+        vault = cls(make_engine(settings.vault_url),
+                    KeyStore(make_engine(settings.keystore_url, secure_delete=True), keyring),
+                    keyring, location=display_url(settings.vault_url))
+        try:
+            if create:
+                vault.create_schema()
+            vault.check_keyring()
+        except DBAPIError as exc:
+            vault.dispose()
+            raise VaultError(f"vault database or key store unreachable ({vault.location}): "
+                             f"{type(exc.orig).__name__}") from exc
+        except BaseException:
+            vault.dispose()
+            raise
+        return vault
+
+    def dispose(self) -> None:
+        self._ciphers.clear()
+        self.engine.dispose()
+        self.keystore.engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.dispose()
+
+    def _bound_fingerprint(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(vault_meta.c.value)
+                                .where(vault_meta.c.key == "keyring_fingerprint")).scalar()
+
+    def create_schema(self) -> None:
+        if inspect(self.engine).has_table(vault_meta.name):
+            self.check_keyring()  # refuse before creating anything with a foreign keyring
+        vault_metadata.create_all(self.engine)
+        self.keystore.create_schema()
+        with self.engine.begin() as conn:
+            bound = conn.execute(select(vault_meta.c.value)
+                                 .where(vault_meta.c.key == "keyring_fingerprint")).scalar()
+            if bound is None:
+                conn.execute(insert(vault_meta).values(key="keyring_fingerprint",
+                                                       value=self.keyring.fingerprint))
+            self.audit.initialise(conn)
+
+    def check_keyring(self) -> None:
+        if not inspect(self.engine).has_table(vault_meta.name):
+            raise VaultError(f"the vault at {self.location} has no schema: run `gdpr-admin vault init`")
+        bound = self._bound_fingerprint()
+        if bound is not None and bound != self.keyring.fingerprint:
+            raise KeyringError(
+                f"keyring at {self.keyring.location} (fingerprint {self.keyring.fingerprint}) is not "
+                f"the keyring of the vault at {self.location} (fingerprint {bound})"
+            )
+
+    def meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(vault_meta.c.value).where(vault_meta.c.key == key)).scalar()
+
+    def set_meta(self, conn, key: str, value: str) -> None:
+        if conn.execute(select(vault_meta.c.key).where(vault_meta.c.key == key)).first():
+            conn.execute(update(vault_meta).where(vault_meta.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(vault_meta).values(key=key, value=value))
+
+    # -- controllers ---------------------------------------------------------------------------
+
+    def add_controller(self, controller_id: str, name: str, region: str, *, actor: str) -> bool:
+        """Register a controller; False if it already was (idempotent)."""
+        if region not in REGIONS:
+            raise InvalidInput(f"controller '{controller_id}': region '{region}' is not one of "
+                               f"{', '.join(REGIONS)}")
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if conn.execute(select(controller.c.id).where(controller.c.id == controller_id)).first():
+                return False
+            conn.execute(insert(controller).values(id=controller_id, name=name, region=region,
+                                                   created_at=now))
+            self.audit.append(conn, at=now, actor=actor, action="controller.registered",
+                              controller_id=controller_id)
+        return True
+
+    def controller_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(controller.c.id).order_by(controller.c.id)).scalars())
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def ciphers(self, subject_ids: Sequence[str]) -> dict[str, FieldCipher]:
+        """Field ciphers of live subjects; DataKeyDestroyed names any whose key is gone."""
+        missing = [sid for sid in dict.fromkeys(subject_ids) if sid not in self._ciphers]
+        if missing:
+            if len(self._ciphers) + len(missing) > _CIPHER_CACHE_LIMIT:
+                self._ciphers.clear()
+            keys = self.keystore.fetch(missing)
+            gone = [sid for sid in missing if sid not in keys]
+            if gone:
+                raise DataKeyDestroyed(f"the data key of subject {gone[0]} is destroyed"
+                                       + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""))
+            self._ciphers.update({sid: FieldCipher(key) for sid, key in keys.items()})
+        return {sid: self._ciphers[sid] for sid in subject_ids}
+
+    def shred(self, subject_ids: Sequence[str]) -> int:
+        """Destroy the subjects' data keys: their ciphertext, in every copy, is unreadable."""
+        for sid in subject_ids:
+            self._ciphers.pop(sid, None)
+        return self.keystore.destroy(subject_ids)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def add_records(self, records: Sequence[NewRecord], *, actor: str,
+                    batch_size: int = 5000) -> list[str]:
+        """Encrypt and store records, in one transaction per batch. Returns their ids in order."""
+        controllers = set(self.controller_ids())
+        for index, rec in enumerate(records):
+            _validate(rec, index, controllers)
+        ids: list[str] = []
+        for start in range(0, len(records), batch_size):
+            ids.extend(self._add_batch(records[start:start + batch_size], start, actor))
+        return ids
+
+    def _resolve_subjects(self, conn, batch: Sequence[NewRecord], offset: int) -> tuple[list[str], dict]:
+        """Subject id per record: given, found by email blind index, or new. Returns also new ones."""
+        by_digest: dict[str, str] = {}
+        digests = [None if rec.subject_id else
+                   self._digest(rec.controller_id, "email", rec.fields["email"], offset + i)
+                   for i, rec in enumerate(batch)]
+        wanted = sorted({d for d in digests if d})
+        for part in chunks(wanted):
+            for digest, sid in conn.execute(
+                select(record_field.c.lookup, record.c.subject_id)
+                .join(record, record.c.id == record_field.c.record_id)
+                .where(record_field.c.name == "email", record_field.c.lookup.in_(part))
+            ):
+                by_digest[digest] = sid
+        new_subjects: dict[str, NewRecord] = {}
+        subject_ids = []
+        for rec, digest in zip(batch, digests, strict=True):
+            if rec.subject_id:
+                sid = rec.subject_id
+            elif digest in by_digest:
+                sid = by_digest[digest]
+            else:
+                sid = by_digest[digest] = new_id()
+                new_subjects[sid] = rec
+            subject_ids.append(sid)
+        return subject_ids, new_subjects
+
+    def _digest(self, controller_id: str, name: str, value: str, index: int) -> str:
+        try:
+            return self.indexer.digest(name, controller_id, value)
+        except InvalidInput as exc:
+            raise InvalidInput(f"record #{index}: {exc}") from None
+
+    def _add_batch(self, batch: Sequence[NewRecord], offset: int, actor: str) -> list[str]:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            subject_ids, new_subjects = self._resolve_subjects(conn, batch, offset)
+            known = [sid for sid in dict.fromkeys(subject_ids) if sid not in new_subjects]
+            if known:
+                found = set(conn.execute(select(data_subject.c.id).where(
+                    data_subject.c.id.in_(known), data_subject.c.erased_at.is_(None))).scalars())
+                if unknown := [sid for sid in known if sid not in found]:
+                    raise UnknownRecord(f"data subject {unknown[0]} does not exist or was erased")
+            # New keys are committed first: a failure below leaves unused keys, never keyless data.
+            created = self.keystore.create(list(new_subjects), now)
+            self._ciphers.update({sid: FieldCipher(key) for sid, key in created.items()})
+            ciphers = self.ciphers(subject_ids)
+            subject_rows = [{"id": sid, "controller_id": rec.controller_id, "role": rec.role,
+                             "created_at": rec.created_at or now, "erased_at": None}
+                            for sid, rec in new_subjects.items()]
+            record_rows, field_rows, ids = [], [], []
+            for i, (rec, sid) in enumerate(zip(batch, subject_ids, strict=True)):
+                rid = new_id()
+                ids.append(rid)
+                record_rows.append({
+                    "id": rid, "subject_id": sid, "controller_id": rec.controller_id,
+                    "category": rec.category, "purpose": rec.purpose, "source": rec.source,
+                    "created_at": rec.created_at or now, "relates_to": rec.relates_to,
+                    "retention_end": rec.retention_end, "parent_id": rec.parent_id,
+                    "outcome": rec.outcome, "outcome_at": rec.outcome_at})
+                cipher = ciphers[sid]
+                for name, value in rec.fields.items():
+                    lookup = (self._digest(rec.controller_id, name, value, offset + i)
+                              if self.indexer.indexed(name) else None)
+                    field_rows.append({"record_id": rid, "name": name, "lookup": lookup,
+                                       "ciphertext": cipher.encrypt(rid, name, value)})
+            if subject_rows:
+                conn.execute(insert(data_subject), subject_rows)
+            promoted = {sid: rec.role for rec, sid in zip(batch, subject_ids, strict=True)
+                        if rec.role != "prospect" and sid not in new_subjects}
+            for sid, role in promoted.items():
+                # A prospect who becomes a client or contact is never purged as a prospect again.
+                conn.execute(update(data_subject).where(data_subject.c.id == sid,
+                                                        data_subject.c.role == "prospect")
+                             .values(role=role))
+            conn.execute(insert(record), record_rows)
+            conn.execute(insert(record_field), field_rows)
+            per_controller: dict[str, int] = {}
+            for rec in batch:
+                per_controller[rec.controller_id] = per_controller.get(rec.controller_id, 0) + 1
+            for controller_id, count in sorted(per_controller.items()):
+                self.audit.append(conn, at=now, actor=actor, action="vault.records_added",
+                                  controller_id=controller_id,
+                                  details={"records": count, "new_subjects": sum(
+                                      1 for r in new_subjects.values() if r.controller_id == controller_id)})
+        return ids
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read_records(self, record_ids: Sequence[str]) -> list[RecordView]:
+        """Decrypt records; UnknownRecord for a missing id, DataKeyDestroyed for a shredded subject."""
+        rows: dict[str, object] = {}
+        fields: dict[str, dict[str, bytes]] = {rid: {} for rid in record_ids}
+        with self.engine.connect() as conn:
+            for part in chunks(list(record_ids)):
+                rows.update({r.id: r for r in conn.execute(select(record).where(record.c.id.in_(part)))})
+                for rid, name, blob in conn.execute(
+                    select(record_field.c.record_id, record_field.c.name, record_field.c.ciphertext)
+                    .where(record_field.c.record_id.in_(part))
+                ):
+                    fields[rid][name] = blob
+        if missing := [rid for rid in record_ids if rid not in rows]:
+            raise UnknownRecord(f"record {missing[0]} does not exist"
+                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        ciphers = self.ciphers([rows[rid].subject_id for rid in record_ids])
+        views = []
+        for rid in record_ids:
+            row = rows[rid]
+            cipher = ciphers[row.subject_id]
+            views.append(RecordView(
+                id=row.id, subject_id=row.subject_id, controller_id=row.controller_id,
+                category=row.category, purpose=row.purpose, source=row.source,
+                created_at=row.created_at, relates_to=row.relates_to,
+                retention_end=row.retention_end, parent_id=row.parent_id, outcome=row.outcome,
+                outcome_at=row.outcome_at,
+                fields={name: cipher.decrypt(rid, name, blob) for name, blob in fields[rid].items()}))
+        return views
+
+    def read_record(self, record_id: str) -> RecordView:
+        return self.read_records([record_id])[0]
+
+    def find_records(self, controller_id: str, field_name: str, value: str) -> list[str]:
+        """Record ids whose identity field equals value (after normalising), by blind index."""
+        digest = self.indexer.digest(field_name, controller_id, value)
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(record_field.c.record_id)
+                .join(record, record.c.id == record_field.c.record_id)
+                .where(record_field.c.name == field_name, record_field.c.lookup == digest,
+                       record.c.controller_id == controller_id)
+                .order_by(record_field.c.record_id)).scalars())
+
+    def find_subjects(self, controller_id: str, field_name: str, value: str) -> list[str]:
+        digest = self.indexer.digest(field_name, controller_id, value)
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(record.c.subject_id).distinct()
+                .join(record_field, record.c.id == record_field.c.record_id)
+                .where(record_field.c.name == field_name, record_field.c.lookup == digest,
+                       record.c.controller_id == controller_id)
+                .order_by(record.c.subject_id)).scalars())
+
+    def subject_record_ids(self, subject_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(record.c.id).where(record.c.subject_id == subject_id)
+                                     .order_by(record.c.id)).scalars())
+
+    def counts(self) -> dict[str, int]:
+        """Sizes of the stores, for reports and tests: records, live subjects, data keys."""
+        with self.engine.connect() as conn:
+            records = conn.execute(select(func.count()).select_from(record)).scalar_one()
+            live = conn.execute(select(func.count()).select_from(data_subject)
+                                .where(data_subject.c.erased_at.is_(None))).scalar_one()
+        return {"records": records, "live_subjects": live, "data_keys": self.keystore.count()}
+

@@ -1,0 +1,1 @@
+"""Airflow adapters of the GDPR core: hooks, operators and assets, in the providers' layout."""

@@ -1,0 +1,41 @@
+"""The base of operators that work on the vault."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from gdpr.hooks.vault import VaultHook
+from include.vault.store import Vault
+
+
+class BaseVaultOperator(BaseOperator):
+    """Opens the vault for ``execute_on_vault`` and closes it after, whatever happens.
+
+    :param vault_conn_id: the Airflow connection of the vault.
+    """
+
+    template_fields: Sequence[str] = ("vault_conn_id",)
+
+    def __init__(self, *, vault_conn_id: str = VaultHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vault_conn_id = vault_conn_id
+
+    @cached_property
+    def hook(self) -> VaultHook:
+        return VaultHook(vault_conn_id=self.vault_conn_id)
+
+    @property
+    def actor(self) -> str:
+        """Who acts, in the audit log: the workflow and task."""
+        return f"airflow:{self.dag_id}.{self.task_id}"
+
+    def execute(self, context: Context) -> Any:
+        with self.hook.get_conn() as vault:
+            return self.execute_on_vault(vault, context)
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> Any:
+        raise NotImplementedError
