@@ -1,0 +1,70 @@
+"""Normalisers of identities, including property-based checks."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from include.errors import InvalidInput
+from include.identities import (
+    normalise_customer_number,
+    normalise_email,
+    normalise_ip,
+    normalise_phone,
+)
+
+
+def test_examples():
+    assert normalise_email("  Ada.Lovelace@Example.CO.UK ") == "ada.lovelace@example.co.uk"
+    assert normalise_phone("01733 267775") == "+441733267775"
+    assert normalise_phone("+44 (0)1733 267775") == "+441733267775"
+    assert normalise_ip("::ffff:192.0.2.7") == "192.0.2.7"
+    assert normalise_ip("2001:DB8:0:0::1") == "2001:db8::1"
+    assert normalise_customer_number(" cust-0042 ") == "CUST-0042"
+
+
+@pytest.mark.parametrize("func, value, message", [
+    (normalise_email, "ada.example.com", "email is not a valid address"),
+    (normalise_email, "", "email is empty"),
+    (normalise_email, 42, "email must be text, got int"),
+    (normalise_email, "a" * 400 + "@example.com", "longer than 320"),
+    (normalise_phone, "call me", "phone is not a telephone number"),
+    (normalise_phone, "+44 12", "wrong number of digits"),
+    (normalise_ip, "300.1.1.1", "ip is not an IPv4 or IPv6 address"),
+    (normalise_customer_number, "no spaces allowed", "customer_number may hold only"),
+])
+def test_errors_name_the_identity_and_never_echo_it(func, value, message):
+    with pytest.raises(InvalidInput, match=message) as caught:
+        func(value)
+    if isinstance(value, str) and len(value) > 3:
+        assert value not in str(caught.value)
+
+
+_local = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9._+-]{0,20}[a-zA-Z0-9])?", fullmatch=True) \
+    .filter(lambda s: ".." not in s)
+_domain = st.from_regex(r"[a-z][a-z0-9]{0,10}\.(com|co\.uk|org)", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_local, _domain)
+def test_email_normalisation_is_idempotent_and_case_blind(local, domain):
+    once = normalise_email(f"{local}@{domain}")
+    assert normalise_email(once) == once
+    assert normalise_email(f"{local.upper()}@{domain.upper()}") == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses())
+def test_ip_normalisation_is_idempotent(address):
+    once = normalise_ip(str(address))
+    assert normalise_ip(once) == once
+    assert normalise_ip(str(address).upper()) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=50))
+def test_arbitrary_text_is_normalised_or_refused_cleanly(text):
+    for func in (normalise_email, normalise_phone, normalise_ip, normalise_customer_number):
+        try:
+            func(text)
+        except InvalidInput:
+            pass

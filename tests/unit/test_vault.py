@@ -1,0 +1,145 @@
+"""The vault on SQLite, PostgreSQL and MariaDB: encryption at rest, lookup, shredding, rotation."""
+
+import pytest
+import sqlalchemy as sa
+
+from include.crypto.keyring import create_keyring, load_keyring
+from include.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
+from include.settings import VaultSettings
+from include.vault.rotation import rotate_kek
+from include.vault.schema import data_key, record, record_field
+from include.vault.store import NewRecord, Vault
+
+ADA = {"name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "01733 267775",
+       "message": "Please quote for a shop"}
+
+
+def enquiry(**fields):
+    return NewRecord(controller_id="acme", category="enquiry", purpose="answering the enquiry",
+                     source="web form", fields=fields or ADA)
+
+
+@pytest.fixture
+def acme(vault):
+    vault.add_controller("acme", "Acme Ltd", "england-and-wales", actor="test")
+    return vault
+
+
+def table_bytes(engine) -> bytes:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(record_field.c.ciphertext, record_field.c.lookup)).all()
+    return b"".join(bytes(c) + (lookup or "").encode() for c, lookup in rows)
+
+
+def test_fields_are_encrypted_at_rest_and_decrypt_back(acme):
+    (rid,) = acme.add_records([enquiry()], actor="test")
+    stored = table_bytes(acme.engine)
+    for value in ADA.values():
+        assert value.encode() not in stored
+    view = acme.read_record(rid)
+    assert view.fields == ADA
+    assert (view.controller_id, view.category, view.purpose, view.source) == \
+        ("acme", "enquiry", "answering the enquiry", "web form")
+    assert view.created_at.tzinfo is not None
+
+
+def test_records_of_one_email_share_one_subject_and_are_found_by_blind_index(acme):
+    first, second = acme.add_records([enquiry(), enquiry(email="ada@example.COM", name="A. L.")],
+                                     actor="test")
+    third = acme.add_records([enquiry(email="bob@example.com")], actor="test")[0]
+    subject = acme.read_record(first).subject_id
+    assert acme.read_record(second).subject_id == subject
+    assert acme.read_record(third).subject_id != subject
+    assert acme.find_subjects("acme", "email", " ADA@example.com") == [subject]
+    assert acme.find_records("acme", "phone", "+441733267775") == sorted([first])
+    assert acme.find_subjects("acme", "email", "nobody@example.com") == []
+
+
+def test_shredding_a_subject_makes_their_records_unreadable_forever(acme):
+    (rid,) = acme.add_records([enquiry()], actor="test")
+    subject = acme.read_record(rid).subject_id
+    assert acme.shred([subject]) == 1
+    with pytest.raises(DataKeyDestroyed, match=subject):
+        acme.read_record(rid)
+    assert acme.shred([subject]) == 0  # idempotent
+
+
+def test_bad_records_are_refused_before_anything_is_written(acme):
+    before = acme.counts()
+    bad = [
+        (NewRecord("nobody", "enquiry", "p", "s", {"email": "a@example.com"}), "controller 'nobody'"),
+        (enquiry(email="not-an-email"), r"record #1: email is not a valid address"),
+        (NewRecord("acme", "enquiry", "p", "s", {"name": "x"}), "no subject_id and no 'email'"),
+        (NewRecord("acme", "", "p", "s", {"email": "a@example.com"}), "'category' must be non-empty"),
+        (NewRecord("acme", "enquiry", "p", "s", {"email": 5}), "field 'email' must be text"),
+        (NewRecord("acme", "enquiry", "p", "s", {"email": "a@example.com"}, role="boss"),
+         "role 'boss'"),
+    ]
+    for rec, message in bad:
+        with pytest.raises((InvalidInput, UnknownRecord), match=message):
+            acme.add_records([enquiry(), rec], actor="test")
+    assert acme.counts() == before
+
+
+def test_unknown_record_is_named(acme):
+    with pytest.raises(UnknownRecord, match="record 0{32} does not exist"):
+        acme.read_record("0" * 32)
+
+
+def test_wrong_keyring_is_refused_and_writes_nothing(acme, vault_settings, tmp_path):
+    acme.add_records([enquiry()], actor="test")
+    before = (acme.counts(), table_bytes(acme.engine))
+    other = tmp_path / "other" / "keyring.json"
+    create_keyring(other)
+    wrong = vault_settings.model_copy(update={"keyring_path": other})
+    for create in (False, True):
+        with pytest.raises(KeyringError, match="is not the keyring of the vault"):
+            Vault.open(wrong, create=create)
+    assert (acme.counts(), table_bytes(acme.engine)) == before
+
+
+def test_missing_keyring_is_refused_and_creates_nothing(store_urls, tmp_path, backend):
+    settings = VaultSettings(vault_url=store_urls["vault"], keystore_url=store_urls["keys"],
+                             keyring_path=tmp_path / "absent" / "keyring.json")
+    with pytest.raises(KeyringError, match="no keyring at"):
+        Vault.open(settings, create=True)
+    assert not (tmp_path / "absent").exists()
+    engine = sa.create_engine(store_urls["vault"])
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_vault_without_schema_says_how_to_make_one(vault_settings, store_urls):
+    fresh = vault_settings.model_copy(update={"vault_url": store_urls["copy"]})
+    with pytest.raises(VaultError, match="has no schema: run `gdpr-admin vault init`"):
+        Vault.open(fresh)
+
+
+def test_store_that_is_down_gives_a_clear_error(vault_settings):
+    down = vault_settings.model_copy(update={
+        "vault_url": "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere"})
+    with pytest.raises(VaultError, match="unreachable .*127.0.0.1:1/nowhere.*OperationalError"):
+        Vault.open(down)
+
+
+def test_kek_rotation_rewraps_keys_without_touching_records(acme, vault_settings):
+    ids = acme.add_records([enquiry(email=f"p{i}@example.com") for i in range(30)], actor="test")
+    with acme.engine.connect() as conn:
+        records_before = conn.execute(sa.select(record_field).order_by(
+            record_field.c.record_id, record_field.c.name)).all()
+    with acme.keystore.engine.connect() as conn:
+        wrapped_before = dict(conn.execute(sa.select(data_key.c.subject_id, data_key.c.wrapped)).all())
+    result = rotate_kek(vault_settings, actor="test")
+    assert (result.old_version, result.new_version, result.rewrapped) == (1, 2, 30)
+    keyring = load_keyring(vault_settings.keyring_path)
+    assert set(keyring.keks) == {2}  # the old KEK is gone once nothing needs it
+    with Vault.open(vault_settings) as reopened:
+        with reopened.engine.connect() as conn:
+            assert conn.execute(sa.select(record_field).order_by(
+                record_field.c.record_id, record_field.c.name)).all() == records_before
+        with reopened.keystore.engine.connect() as conn:
+            wrapped_after = dict(conn.execute(sa.select(data_key.c.subject_id, data_key.c.wrapped)).all())
+        assert wrapped_after.keys() == wrapped_before.keys()
+        assert all(wrapped_after[s] != wrapped_before[s] for s in wrapped_before)
+        assert [v.fields["email"] for v in reopened.read_records(ids)] == \
+            [f"p{i}@example.com" for i in range(30)]
