@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from include.errors import InvalidInput
-from include.settings import VaultSettings
-from include.vault.store import Vault
+
+if TYPE_CHECKING:
+    from include.settings import VaultSettings
+    from include.vault.store import Vault
 
 
 class VaultHook(BaseHook):
@@ -40,6 +42,8 @@ class VaultHook(BaseHook):
         }
 
     def settings(self) -> VaultSettings:
+        from include.settings import VaultSettings  # the core loads at run time, not at DAG parse
+
         conn = self.get_connection(self.vault_conn_id)
         extra = conn.extra_dejson
         if not extra.get("database_url"):
@@ -57,6 +61,8 @@ class VaultHook(BaseHook):
 
     def get_conn(self) -> Vault:
         """An open vault; use it as a context manager so its connections are released."""
+        from include.vault.store import Vault
+
         return Vault.open(self.settings())
 
     def test_connection(self) -> tuple[bool, str]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import Context
 
 from gdpr.operators.base import BaseVaultOperator
 from include.errors import AuditError
-from include.vault.store import Vault
+
+if TYPE_CHECKING:
+    from include.vault.store import Vault
 
 
 class VerifyAuditLogOperator(BaseVaultOperator):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
 from gdpr.hooks.vault import VaultHook
-from include.vault.store import Vault
+
+if TYPE_CHECKING:
+    from include.vault.store import Vault
 
 
 class BaseVaultOperator(BaseOperator):

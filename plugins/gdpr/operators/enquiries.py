@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
 from gdpr.assets import ENQUIRY_OUTCOMES
 from gdpr.operators.base import BaseVaultOperator
 from include.clock import utcnow
-from include.enquiries import check_enquiry_id, check_outcome, purge_closed_enquiries, record_outcome
 from include.errors import GdprError, InvalidInput
-from include.vault.store import Vault
+
+if TYPE_CHECKING:
+    from include.vault.store import Vault
 
 
 class ApplyEnquiryOutcomesOperator(BaseVaultOperator):
@@ -25,6 +26,8 @@ class ApplyEnquiryOutcomesOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
+        from include.enquiries import check_enquiry_id, check_outcome, record_outcome
+
         events = context["triggering_asset_events"]
         applied, unchanged, rejected = 0, 0, []
         for event in (events[ENQUIRY_OUTCOMES] if ENQUIRY_OUTCOMES in events else []):
@@ -63,6 +66,8 @@ class EnquiryPurgeOperator(BaseVaultOperator):
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
         if not isinstance(self.dry_run, bool):
             raise InvalidInput(f"dry_run must be true or false, got {self.dry_run!r}")
+        from include.enquiries import purge_closed_enquiries
+
         report = purge_closed_enquiries(vault, now=utcnow(), actor=self.actor,
                                         batch_size=self.batch_size, dry_run=self.dry_run)
         self.log.info(

@@ -1,0 +1,126 @@
+"""`python -m bench`: run the three benchmarks once and print each goal next to its figure.
+
+Sizes come from flags, else from BENCH_* environment variables, else the defaults below;
+--quick shrinks every default for a smoke run (explicit flags and variables still win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import field_crypto, ingest, lookup
+from bench.common import heading, machine_lines, out, peak_rss_mib, verdict
+
+FULL = {"records": 1_000_000, "sqlite_records": 100_000, "pg_records": 50_000, "lookups": 200,
+        "repeat": 7, "chunk": 10_000}
+QUICK = {"records": 20_000, "sqlite_records": 10_000, "pg_records": 5_000, "lookups": 50,
+         "repeat": 3, "chunk": 5_000}
+ENV = {"records": "BENCH_RECORDS", "sqlite_records": "BENCH_SQLITE_RECORDS",
+       "pg_records": "BENCH_PG_RECORDS", "lookups": "BENCH_LOOKUPS", "repeat": "BENCH_REPEAT",
+       "chunk": "BENCH_CHUNK"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1",
+                   help=f"smoke-run sizes {QUICK} (env BENCH_QUICK=1)")
+    p.add_argument("--records", type=int,
+                   help=f"records for goal 3's lookup table (default {FULL['records']:,}; env BENCH_RECORDS)")
+    p.add_argument("--sqlite-records", type=int,
+                   help=f"records ingested into SQLite for goal 2 (default {FULL['sqlite_records']:,}; "
+                        "env BENCH_SQLITE_RECORDS)")
+    p.add_argument("--pg-records", type=int,
+                   help=f"records ingested into PostgreSQL for goal 2, 0 to skip (default "
+                        f"{FULL['pg_records']:,}; env BENCH_PG_RECORDS)")
+    p.add_argument("--lookups", type=int, help=f"timed blind-index lookups (default {FULL['lookups']}; "
+                                               "env BENCH_LOOKUPS)")
+    p.add_argument("--repeat", type=int, help=f"timeit repeats for goal 1, best taken (default "
+                                              f"{FULL['repeat']}; env BENCH_REPEAT)")
+    p.add_argument("--chunk", type=int, help=f"records per add_records call (default {FULL['chunk']:,}; "
+                                             "env BENCH_CHUNK)")
+    p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "40,200,4096"),
+                   help="value sizes in bytes for goal 1 (default 40,200,4096; env BENCH_SIZES)")
+    p.add_argument("--pg-host", default=os.environ.get("BENCH_PG_HOST", "127.0.0.1"))
+    p.add_argument("--pg-port", type=int, default=int(os.environ.get("BENCH_PG_PORT", "5432")))
+    p.add_argument("--pg-user", default=os.environ.get("BENCH_PG_USER", "postgres"))
+    p.add_argument("--pg-admin-db", default=os.environ.get("BENCH_PG_ADMIN_DB", "test"),
+                   help="database to connect to for CREATE/DROP DATABASE (default test)")
+    p.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
+    p.add_argument("--only", choices=("1", "2", "3"), action="append",
+                   help="run only these goals (repeatable); default all")
+    p.add_argument("--seed", type=int, default=20240501, help="seed of the lookup targets")
+    p.add_argument("--workdir", type=Path, default=os.environ.get("BENCH_WORKDIR"),
+                   help="parent of the temporary directory (default the system temp dir)")
+    return p
+
+
+def _resolve(args: argparse.Namespace) -> dict:
+    base = QUICK if args.quick else FULL
+    sizes = {}
+    for name, default in base.items():
+        value = getattr(args, name)
+        if value is None and os.environ.get(ENV[name]):
+            value = int(os.environ[ENV[name]].replace("_", ""))
+        sizes[name] = default if value is None else value
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = _resolve(args)
+    goals = set(args.only or ("1", "2", "3"))
+    started = time.perf_counter()
+
+    out("GDPR vault benchmarks" + (" (QUICK smoke run: sizes are not the goals' sizes)" if args.quick else ""))
+    out("=" * 21)
+    for line in machine_lines():
+        out(line)
+    out(f"sizes            : goal 3 table {sizes['records']:,} records; goal 2 SQLite {sizes['sqlite_records']:,}, "
+        f"PostgreSQL {sizes['pg_records']:,}; {sizes['lookups']} lookups; timeit best of {sizes['repeat']}; "
+        f"add_records calls of {sizes['chunk']:,}")
+
+    pg = None if args.no_postgres else ingest.PgTarget(args.pg_host, args.pg_port, args.pg_user,
+                                                       args.pg_admin_db)
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="gdpr-bench-", dir=args.workdir) as tmp:
+        workdir = Path(tmp)
+        out(f"work directory   : {workdir} (removed at the end)")
+        if "1" in goals:
+            results[1] = field_crypto.run(workdir, repeat=sizes["repeat"],
+                                          sizes=[int(s) for s in args.sizes.split(",") if s.strip()])
+        if "2" in goals:
+            results[2] = ingest.run(workdir, sqlite_records=sizes["sqlite_records"],
+                                    pg_records=sizes["pg_records"], chunk=sizes["chunk"], pg=pg)
+        if "3" in goals:
+            results[3] = lookup.run(workdir, records=sizes["records"], lookups=sizes["lookups"],
+                                    chunk=sizes["chunk"], seed=args.seed)
+
+    heading("Summary")
+    if 1 in results:
+        w = results[1]["worst"]
+        out(f"goal 1  per-field crypto within 2x of raw AESGCM : worst {w['ratio']:.2f}x "
+            f"({w['op']} {w['size']}B: {w['vault_us']:.2f} vs {w['raw_us']:.2f} us)  {verdict(w['ratio'] <= 2)}")
+    if 2 in results:
+        s = results[2]["sqlite"]
+        out(f"goal 2  SQLite ingest >= 20,000 records/s        : {s['rate']:,.0f} records/s "
+            f"({s['rate'] / ingest.GOAL_SQLITE_RATE:.2f}x of goal)  {verdict(s['met'])}")
+        p = results[2]["postgres"]
+        out("        PostgreSQL ingest (no goal)               : "
+            + (f"{p['rate']:,.0f} records/s" if p else "skipped (see above)"))
+    if 3 in results:
+        r = results[3]
+        out(f"goal 3  lookup among {sizes['records']:,} < 5 ms            : median {r['median_ms']:.3f} ms, "
+            f"p95 {r['p95_ms']:.3f} ms; full decrypt scan {r['scan_s']:.1f} s = "
+            f"{r['scan_s'] * 1e3 / r['median_ms']:,.0f}x  {verdict(r['met'])}")
+    out(f"total wall time {time.perf_counter() - started:.0f} s; peak RSS {peak_rss_mib():,.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

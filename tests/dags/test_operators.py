@@ -1,0 +1,83 @@
+"""The operators against a real vault, with the context Airflow would give them."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from gdpr.assets import ENQUIRY_OUTCOMES
+from gdpr.hooks.vault import VaultHook
+from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
+from include.errors import InvalidInput
+from include.vault.store import NewRecord
+
+
+@pytest.fixture
+def connected_vault(vault, vault_settings, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({
+        "conn_type": "gdpr_vault",
+        "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url,
+                  "keyring_path": str(vault_settings.keyring_path)}}))
+    vault.add_controller("acme", "Acme", "england-and-wales", actor="test")
+    return vault
+
+
+def events(*extras):
+    return {"triggering_asset_events": {ENQUIRY_OUTCOMES: [
+        SimpleNamespace(id=100 + i, extra=extra) for i, extra in enumerate(extras)]}}
+
+
+def test_asset_events_from_outside_systems_close_enquiries(connected_vault):
+    first, second = connected_vault.add_records(
+        [NewRecord("acme", "enquiry", "p", "web", {"email": f"{n}@example.com"}) for n in "ab"], actor="t")
+    operator = ApplyEnquiryOutcomesOperator(task_id="apply")
+    with operator.hook.get_conn() as vault:
+        result = operator.execute_on_vault(vault, events(
+            {"enquiry_id": first, "outcome": "answered"}, {"enquiry_id": second, "outcome": "declined"},
+            {"enquiry_id": first, "outcome": "answered"}))
+    assert result == {"recorded": 2, "already_recorded": 1}
+    assert [v.outcome for v in connected_vault.read_records([first, second])] == ["answered", "declined"]
+
+
+def test_bad_events_are_named_and_good_ones_still_applied(connected_vault):
+    (good,) = connected_vault.add_records(
+        [NewRecord("acme", "enquiry", "p", "web", {"email": "a@example.com"})], actor="t")
+    operator = ApplyEnquiryOutcomesOperator(task_id="apply")
+    with operator.hook.get_conn() as vault, pytest.raises(InvalidInput) as caught:
+        operator.execute_on_vault(vault, events(
+            {"enquiry_id": "nope", "outcome": "answered"}, {"enquiry_id": good, "outcome": "answered"},
+            {"enquiry_id": "a" * 32, "outcome": "answered"}, {"enquiry_id": good, "outcome": "sold"}))
+    message = str(caught.value)
+    assert "asset event 100: extra.enquiry_id must be a 32-character" in message
+    assert f"asset event 102: enquiry {'a' * 32} does not exist" in message
+    assert "asset event 103: extra.outcome must be one of" in message
+    assert connected_vault.read_record(good).outcome == "answered"
+
+
+def test_no_events_means_nothing_to_record(connected_vault):
+    operator = ApplyEnquiryOutcomesOperator(task_id="apply")
+    with operator.hook.get_conn() as vault:
+        assert operator.execute_on_vault(vault, {"triggering_asset_events": {}}) == \
+            {"recorded": 0, "already_recorded": 0}
+
+
+def test_purge_operator_refuses_a_dry_run_that_is_not_a_boolean(connected_vault):
+    operator = EnquiryPurgeOperator(task_id="purge", dry_run="yes")
+    with operator.hook.get_conn() as vault, pytest.raises(InvalidInput, match="dry_run must be true or false"):
+        operator.execute_on_vault(vault, {})
+
+
+def test_hook_without_database_url_says_so(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", json.dumps({"conn_type": "gdpr_vault", "extra": {}}))
+    with pytest.raises(InvalidInput, match="connection 'broken': extra 'database_url' is missing"):
+        VaultHook("broken").settings()
+
+
+def test_hook_reads_the_keyring_from_the_connection_secret(vault_settings, vault, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SECRET_RING", json.dumps({
+        "conn_type": "gdpr_vault", "password": vault_settings.keyring_path.read_text(),
+        "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url}}))
+    ok, message = VaultHook("secret_ring").test_connection()
+    assert ok, message
