@@ -17,12 +17,12 @@ from bench import field_crypto, ingest, lookup
 from bench.common import heading, machine_lines, out, peak_rss_mib, verdict
 
 FULL = {"records": 1_000_000, "sqlite_records": 100_000, "pg_records": 50_000, "lookups": 200,
-        "repeat": 7, "chunk": 10_000}
+        "repeat": 7, "chunk": 10_000, "breakdown_records": 20_000}
 QUICK = {"records": 20_000, "sqlite_records": 10_000, "pg_records": 5_000, "lookups": 50,
-         "repeat": 3, "chunk": 5_000}
+         "repeat": 3, "chunk": 5_000, "breakdown_records": 5_000}
 ENV = {"records": "BENCH_RECORDS", "sqlite_records": "BENCH_SQLITE_RECORDS",
        "pg_records": "BENCH_PG_RECORDS", "lookups": "BENCH_LOOKUPS", "repeat": "BENCH_REPEAT",
-       "chunk": "BENCH_CHUNK"}
+       "chunk": "BENCH_CHUNK", "breakdown_records": "BENCH_BREAKDOWN_RECORDS"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                                               f"{FULL['repeat']}; env BENCH_REPEAT)")
     p.add_argument("--chunk", type=int, help=f"records per add_records call (default {FULL['chunk']:,}; "
                                              "env BENCH_CHUNK)")
+    p.add_argument("--breakdown-records", type=int,
+                   help=f"records of the extra, instrumented SQLite ingest that shows where the time goes, "
+                        f"0 to skip (default {FULL['breakdown_records']:,}; env BENCH_BREAKDOWN_RECORDS)")
     p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "40,200,4096"),
                    help="value sizes in bytes for goal 1 (default 40,200,4096; env BENCH_SIZES)")
     p.add_argument("--pg-host", default=os.environ.get("BENCH_PG_HOST", "127.0.0.1"))
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                                           sizes=[int(s) for s in args.sizes.split(",") if s.strip()])
         if "2" in goals:
             results[2] = ingest.run(workdir, sqlite_records=sizes["sqlite_records"],
-                                    pg_records=sizes["pg_records"], chunk=sizes["chunk"], pg=pg)
+                                    pg_records=sizes["pg_records"], chunk=sizes["chunk"], pg=pg,
+                                    breakdown_records=sizes["breakdown_records"])
         if "3" in goals:
             results[3] = lookup.run(workdir, records=sizes["records"], lookups=sizes["lookups"],
                                     chunk=sizes["chunk"], seed=args.seed)
@@ -104,18 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     heading("Summary")
     if 1 in results:
         w = results[1]["worst"]
-        out(f"goal 1  per-field crypto within 2x of raw AESGCM : worst {w['ratio']:.2f}x "
+        out(f"{'goal 1  per-field crypto within 2x of raw AESGCM':<52}: worst {w['ratio']:.2f}x "
             f"({w['op']} {w['size']}B: {w['vault_us']:.2f} vs {w['raw_us']:.2f} us)  {verdict(w['ratio'] <= 2)}")
     if 2 in results:
         s = results[2]["sqlite"]
-        out(f"goal 2  SQLite ingest >= 20,000 records/s        : {s['rate']:,.0f} records/s "
+        out(f"{'goal 2  SQLite ingest >= 20,000 records/s':<52}: {s['rate']:,.0f} records/s "
             f"({s['rate'] / ingest.GOAL_SQLITE_RATE:.2f}x of goal)  {verdict(s['met'])}")
         p = results[2]["postgres"]
-        out("        PostgreSQL ingest (no goal)               : "
+        out(f"{'        PostgreSQL ingest (no goal)':<52}: "
             + (f"{p['rate']:,.0f} records/s" if p else "skipped (see above)"))
     if 3 in results:
         r = results[3]
-        out(f"goal 3  lookup among {sizes['records']:,} < 5 ms            : median {r['median_ms']:.3f} ms, "
+        out(f"{'goal 3  lookup among ' + format(sizes['records'], ',') + ' records < 5 ms':<52}: median {r['median_ms']:.3f} ms, "
             f"p95 {r['p95_ms']:.3f} ms; full decrypt scan {r['scan_s']:.1f} s = "
             f"{r['scan_s'] * 1e3 / r['median_ms']:,.0f}x  {verdict(r['met'])}")
     out(f"total wall time {time.perf_counter() - started:.0f} s; peak RSS {peak_rss_mib():,.0f} MiB")

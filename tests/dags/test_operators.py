@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
+from datetime import UTC, datetime
 
 import pytest
+from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
 
 from gdpr.assets import ENQUIRY_OUTCOMES
 from gdpr.hooks.vault import VaultHook
@@ -25,8 +26,14 @@ def connected_vault(vault, vault_settings, monkeypatch):
 
 
 def events(*extras):
+    """What the task SDK hands a task run by asset events, built with its own model."""
     return {"triggering_asset_events": {ENQUIRY_OUTCOMES: [
-        SimpleNamespace(id=100 + i, extra=extra) for i, extra in enumerate(extras)]}}
+        AssetEventDagRunReferenceResult(
+            asset={"name": ENQUIRY_OUTCOMES.name, "uri": ENQUIRY_OUTCOMES.uri, "extra": {}},
+            extra={**extra, "from_rest_api": True}, source_task_id=None, source_dag_id=None,
+            source_run_id=None, source_map_index=None, source_aliases=[],
+            timestamp=datetime(2026, 11, 24, 10, i, tzinfo=UTC))
+        for i, extra in enumerate(extras)]}}
 
 
 def test_asset_events_from_outside_systems_close_enquiries(connected_vault):
@@ -50,9 +57,9 @@ def test_bad_events_are_named_and_good_ones_still_applied(connected_vault):
             {"enquiry_id": "nope", "outcome": "answered"}, {"enquiry_id": good, "outcome": "answered"},
             {"enquiry_id": "a" * 32, "outcome": "answered"}, {"enquiry_id": good, "outcome": "sold"}))
     message = str(caught.value)
-    assert "asset event 100: extra.enquiry_id must be a 32-character" in message
-    assert f"asset event 102: enquiry {'a' * 32} does not exist" in message
-    assert "asset event 103: extra.outcome must be one of" in message
+    assert "asset event of 2026-11-24T10:00:00+00:00: extra.enquiry_id must be a 32-character" in message
+    assert f"asset event of 2026-11-24T10:02:00+00:00: enquiry {'a' * 32} does not exist" in message
+    assert "asset event of 2026-11-24T10:03:00+00:00: extra.outcome must be one of" in message
     assert connected_vault.read_record(good).outcome == "answered"
 
 

@@ -22,7 +22,7 @@ class ApplyEnquiryOutcomesOperator(BaseVaultOperator):
     Outside systems close enquiries by posting an ``enquiry_outcomes`` asset event with
     ``{"enquiry_id": ..., "outcome": ...}``; events the CLI posted are already recorded and apply
     again as no-ops. Valid events are applied even when others are bad; the bad ones then fail the
-    task, each named by its event id, and the purge still runs.
+    task, each named by its time, and the purge still runs.
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
@@ -31,7 +31,7 @@ class ApplyEnquiryOutcomesOperator(BaseVaultOperator):
         events = context["triggering_asset_events"]
         applied, unchanged, rejected = 0, 0, []
         for event in (events[ENQUIRY_OUTCOMES] if ENQUIRY_OUTCOMES in events else []):
-            where = f"asset event {event.id}"
+            where = f"asset event of {event.timestamp.isoformat()}"
             try:
                 extra = event.extra or {}
                 enquiry_id = check_enquiry_id(extra.get("enquiry_id"), f"{where}: extra.enquiry_id")
