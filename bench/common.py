@@ -9,8 +9,6 @@ import sqlite3
 import ssl
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,13 +168,3 @@ def ingest(vault: Vault, start: int, count: int, *, chunk: int, label: str) -> I
             progress(f"{label}: {done:,}/{count:,} records, {done / elapsed:,.0f} records/s so far")
             next_report = time.perf_counter() + 10
     return IngestResult(done, elapsed)
-
-
-@contextmanager
-def stopwatch() -> Iterator[list[float]]:
-    box = [0.0]
-    t0 = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box[0] = time.perf_counter() - t0

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-from include.crypto.envelope import FieldCipher
-
 from bench.common import (
     heading,
     ingest,
@@ -24,6 +22,7 @@ from bench.common import (
     sqlite_settings,
     verdict,
 )
+from include.crypto.envelope import FieldCipher
 
 GOAL_SQLITE_RATE = 20_000
 

@@ -244,8 +244,10 @@ class Vault:
             ids.extend(self._add_batch(records[start:start + batch_size], start, actor))
         return ids
 
-    def _resolve_subjects(self, conn, batch: Sequence[NewRecord], offset: int) -> tuple[list[str], dict]:
-        """Subject id per record: given, found by email blind index, or new. Returns also new ones."""
+    def _resolve_subjects(self, conn, batch: Sequence[NewRecord],
+                          offset: int) -> tuple[list[str], dict, list[str | None]]:
+        """Subject id per record (given, found by email blind index, or new), the new subjects,
+        and each record's email digest for reuse."""
         by_digest: dict[str, str] = {}
         digests = [None if rec.subject_id else
                    self._digest(rec.controller_id, "email", rec.fields["email"], offset + i)
@@ -269,7 +271,7 @@ class Vault:
                 sid = by_digest[digest] = new_id()
                 new_subjects[sid] = rec
             subject_ids.append(sid)
-        return subject_ids, new_subjects
+        return subject_ids, new_subjects, digests
 
     def _digest(self, controller_id: str, name: str, value: str, index: int) -> str:
         try:
@@ -280,7 +282,7 @@ class Vault:
     def _add_batch(self, batch: Sequence[NewRecord], offset: int, actor: str) -> list[str]:
         now = utcnow()
         with self.engine.begin() as conn:
-            subject_ids, new_subjects = self._resolve_subjects(conn, batch, offset)
+            subject_ids, new_subjects, email_digests = self._resolve_subjects(conn, batch, offset)
             known = [sid for sid in dict.fromkeys(subject_ids) if sid not in new_subjects]
             if known:
                 found = set(conn.execute(select(data_subject.c.id).where(
@@ -306,8 +308,12 @@ class Vault:
                     "outcome": rec.outcome, "outcome_at": rec.outcome_at})
                 cipher = ciphers[sid]
                 for name, value in rec.fields.items():
-                    lookup = (self._digest(rec.controller_id, name, value, offset + i)
-                              if self.indexer.indexed(name) else None)
+                    if name == "email" and email_digests[i]:
+                        lookup = email_digests[i]
+                    elif self.indexer.indexed(name):
+                        lookup = self._digest(rec.controller_id, name, value, offset + i)
+                    else:
+                        lookup = None
                     field_rows.append({"record_id": rid, "name": name, "lookup": lookup,
                                        "ciphertext": cipher.encrypt(rid, name, value)})
             if subject_rows:
