@@ -291,6 +291,8 @@ class Vault:
                     raise UnknownRecord(f"data subject {unknown[0]} does not exist or was erased")
             # New keys are committed first: a failure below leaves unused keys, never keyless data.
             created = self.keystore.create(list(new_subjects), now)
+            if len(self._ciphers) + len(created) > _CIPHER_CACHE_LIMIT:
+                self._ciphers.clear()  # bounded: a bulk ingest must not hold every key in memory
             self._ciphers.update({sid: FieldCipher(key) for sid, key in created.items()})
             ciphers = self.ciphers(subject_ids)
             subject_rows = [{"id": sid, "controller_id": rec.controller_id, "role": rec.role,
