@@ -213,17 +213,26 @@ class Vault:
 
     def ciphers(self, subject_ids: Sequence[str]) -> dict[str, FieldCipher]:
         """Field ciphers of live subjects; DataKeyDestroyed names any whose key is gone."""
-        missing = [sid for sid in dict.fromkeys(subject_ids) if sid not in self._ciphers]
+        wanted = dict.fromkeys(subject_ids)
+        found = {sid: self._ciphers[sid] for sid in wanted if sid in self._ciphers}
+        missing = [sid for sid in wanted if sid not in found]
         if missing:
-            if len(self._ciphers) + len(missing) > _CIPHER_CACHE_LIMIT:
-                self._ciphers.clear()
             keys = self.keystore.fetch(missing)
             gone = [sid for sid in missing if sid not in keys]
             if gone:
                 raise DataKeyDestroyed(f"the data key of subject {gone[0]} is destroyed"
                                        + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""))
-            self._ciphers.update({sid: FieldCipher(key) for sid, key in keys.items()})
-        return {sid: self._ciphers[sid] for sid in subject_ids}
+            found.update(self._cache_keys(keys))
+        return found
+
+    def _cache_keys(self, keys: dict[str, bytes]) -> dict[str, FieldCipher]:
+        """Ciphers for the keys, kept for reuse in a bounded cache (a bulk ingest must not hold
+        every key in memory)."""
+        made = {sid: FieldCipher(key) for sid, key in keys.items()}
+        if len(self._ciphers) + len(made) > _CIPHER_CACHE_LIMIT:
+            self._ciphers.clear()
+        self._ciphers.update(made)
+        return made
 
     def shred(self, subject_ids: Sequence[str]) -> int:
         """Destroy the subjects' data keys: their ciphertext, in every copy, is unreadable."""
@@ -291,9 +300,7 @@ class Vault:
                     raise UnknownRecord(f"data subject {unknown[0]} does not exist or was erased")
             # New keys are committed first: a failure below leaves unused keys, never keyless data.
             created = self.keystore.create(list(new_subjects), now)
-            if len(self._ciphers) + len(created) > _CIPHER_CACHE_LIMIT:
-                self._ciphers.clear()  # bounded: a bulk ingest must not hold every key in memory
-            self._ciphers.update({sid: FieldCipher(key) for sid, key in created.items()})
+            self._cache_keys(created)
             ciphers = self.ciphers(subject_ids)
             subject_rows = [{"id": sid, "controller_id": rec.controller_id, "role": rec.role,
                              "created_at": rec.created_at or now, "erased_at": None}

@@ -143,3 +143,14 @@ def test_kek_rotation_rewraps_keys_without_touching_records(acme, vault_settings
         assert all(wrapped_after[s] != wrapped_before[s] for s in wrapped_before)
         assert [v.fields["email"] for v in reopened.read_records(ids)] == \
             [f"p{i}@example.com" for i in range(30)]
+
+
+def test_cipher_cache_stays_bounded_and_serves_large_requests(acme, monkeypatch):
+    monkeypatch.setattr("include.vault.store._CIPHER_CACHE_LIMIT", 10)
+    ids = []
+    for start in range(0, 24, 8):
+        ids += acme.add_records([enquiry(email=f"p{i}@example.com") for i in range(start, start + 8)],
+                                actor="test")
+        assert len(acme._ciphers) <= 10
+    views = acme.read_records(ids)  # more subjects than the cache holds, in one call
+    assert [v.fields["email"] for v in views] == [f"p{i}@example.com" for i in range(24)]
