@@ -29,4 +29,4 @@ class BlindIndexer:
             raise InvalidInput(f"'{field}' has no blind index (indexed: {sorted(self._keys)})") from None
         normalised = NORMALISERS[field](value)
         message = controller_id.encode() + b"\x00" + normalised.encode()
-        return hmac.new(key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(key, message, hashlib.sha256).hex()

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from include.crypto.envelope import new_data_key, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring
+from include.vault.db import insert_rows
 from include.vault.schema import data_key, keystore_metadata
 
 # Bound parameters per statement stay well under every backend's limit.
@@ -36,11 +37,11 @@ class KeyStore:
         """New data keys for new subjects, stored wrapped under the active KEK."""
         keys = {sid: new_data_key() for sid in subject_ids}
         kek = self.keyring.kek(self.keyring.active_kek)
-        rows = [{"subject_id": sid, "kek_version": self.keyring.active_kek,
-                 "wrapped": wrap_data_key(kek, sid, key), "created_at": now} for sid, key in keys.items()]
+        version = self.keyring.active_kek
+        rows = [(sid, version, wrap_data_key(kek, sid, key), now) for sid, key in keys.items()]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(data_key), rows)
+                insert_rows(conn, data_key, ("subject_id", "kek_version", "wrapped", "created_at"), rows)
         return keys
 
     def fetch(self, subject_ids: Sequence[str]) -> dict[str, bytes]:

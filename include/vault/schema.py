@@ -17,11 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from include.vault.db import UTCDateTime
 
-ID = String(32)  # opaque ids: 128 random bits as hex
+ID = String(32)  # opaque ids: 128 bits as hex (see store.new_id)
 
 vault_metadata = MetaData()
 
@@ -38,6 +39,7 @@ controller = Table(
     # Bank holidays for request deadlines differ by UK region.
     Column("region", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 data_subject = Table(
@@ -63,10 +65,13 @@ record = Table(
     Column("relates_to", Date),
     # None while the end depends on an event still to come (an open enquiry, a live contract).
     Column("retention_end", UTCDateTime),
-    Column("parent_id", ID, index=True),
+    Column("parent_id", ID),
     Column("outcome", String(16)),
     Column("outcome_at", UTCDateTime),
     Index("ix_record_controller_category", "controller_id", "category", "outcome"),
+    # Most records have no parent; where partial indexes exist, those rows stay out of it.
+    Index("ix_record_parent_id", "parent_id", sqlite_where=text("parent_id IS NOT NULL"),
+          postgresql_where=text("parent_id IS NOT NULL")),
 )
 
 record_field = Table(
@@ -76,7 +81,11 @@ record_field = Table(
     Column("ciphertext", LargeBinary(length=2**24), nullable=False),
     # Blind index (hex HMAC) of identity fields, None for the rest.
     Column("lookup", String(64)),
-    Index("ix_record_field_lookup", "name", "lookup"),
+    # Only identity fields are looked up; MariaDB, which has no partial indexes, indexes every row.
+    Index("ix_record_field_lookup", "name", "lookup", sqlite_where=text("lookup IS NOT NULL"),
+          postgresql_where=text("lookup IS NOT NULL")),
+    # SQLite: the primary key is the table's own B-tree rather than a second index beside it.
+    sqlite_with_rowid=False,
 )
 
 legal_hold = Table(
@@ -136,4 +145,5 @@ data_key = Table(
     Column("kek_version", Integer, nullable=False, index=True),
     Column("wrapped", LargeBinary(length=255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from include.errors import InvalidInput
 from include.identities import (
+    _parsed_phone,
+    _validated_email,
     normalise_customer_number,
     normalise_email,
     normalise_ip,
@@ -68,3 +70,35 @@ def test_arbitrary_text_is_normalised_or_refused_cleanly(text):
             func(text)
         except InvalidInput:
             pass
+
+
+# The fast paths must give exactly what the full parsers give, or blind indexes would split a person.
+def _outcome(func, value):
+    try:
+        return func(value)
+    except InvalidInput:
+        return "refused"
+
+
+_email_like = st.from_regex(
+    r"[a-zA-Z0-9._+\-\"!]{0,70}@[a-zA-Z0-9.\-]{0,20}\.(com|co\.uk|test|local|arpa|c0m|x|xn--p1ai|a--b\.org|"
+    r"[a-z]{2,4})", fullmatch=True)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(_email_like, st.builds(lambda l, d: f"{l}@{d}", _local, _domain)))
+def test_email_fast_path_agrees_with_email_validator(address):
+    assert _outcome(normalise_email, address) == _outcome(lambda a: _validated_email(a.strip()), address)
+
+
+_phone_like = st.builds(
+    lambda prefix, digits, sep: prefix + sep.join(digits[i:i + 4] for i in range(0, len(digits), 4)),
+    st.sampled_from(["0", "+44", "00", "+440", "+1", ""]),
+    st.text("0123456789", min_size=8, max_size=12),
+    st.sampled_from(["", " ", "-"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_phone_like)
+def test_phone_fast_path_agrees_with_phonenumbers(number):
+    assert _outcome(normalise_phone, number) == _outcome(lambda n: _parsed_phone(n.strip(), "GB"), number)

@@ -154,3 +154,34 @@ def test_cipher_cache_stays_bounded_and_serves_large_requests(acme, monkeypatch)
         assert len(acme._ciphers) <= 10
     views = acme.read_records(ids)  # more subjects than the cache holds, in one call
     assert [v.fields["email"] for v in views] == [f"p{i}@example.com" for i in range(24)]
+
+
+def test_ids_are_time_ordered_and_unique():
+    from include.vault.store import new_ids
+
+    first, second = new_ids(1000), new_ids(1000)
+    assert len(set(first + second)) == 2000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert first[0][:12] <= second[0][:12]  # the millisecond prefix never goes back
+
+
+def test_lookups_use_the_partial_indexes_on_sqlite(tmp_path):
+    """The blind index and the parent index leave out NULL rows; SQLite's planner must still go
+    through them rather than scan (it has to prove `lookup = x` implies `lookup IS NOT NULL`)."""
+    create_keyring(tmp_path / "keyring.json")
+    acme = Vault.open(VaultSettings(vault_url=f"sqlite:///{tmp_path / 'vault.db'}",
+                                   keyring_path=tmp_path / "keyring.json"), create=True)
+    acme.add_controller("acme", "Acme Ltd", "england-and-wales", actor="test")
+    acme.add_records([enquiry(email=f"p{i}@example.com", message="hello") for i in range(50)],
+                     actor="test")
+    queries = {
+        "ix_record_field_lookup": sa.select(record_field.c.record_id).where(
+            record_field.c.name == "email", record_field.c.lookup == "00" * 32),
+        "ix_record_parent_id": sa.select(record.c.id).where(record.c.parent_id == "0" * 32),
+    }
+    with acme.engine.connect() as conn:
+        for index, query in queries.items():
+            sql = str(query.compile(acme.engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+            assert index in plan, plan
+    acme.dispose()
