@@ -10,9 +10,11 @@ import ssl
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from include.crypto.keyring import create_keyring
+from include.policies.instructions import instructions_in_code, record_instructions
 from include.settings import VaultSettings
 from include.vault.store import NewRecord, Vault
 
@@ -115,6 +117,10 @@ def server_settings(directory: Path, vault_url: str, keystore_url: str) -> Vault
 def new_vault(settings: VaultSettings) -> Vault:
     vault = Vault.open(settings, create=True)
     vault.add_controller(CONTROLLER, "Bench Ltd", "england-and-wales", actor=ACTOR)
+    record_instructions(vault, [instructions_in_code(
+        CONTROLLER, {"enquiry": "until the enquiry is closed",
+                     "invoice": "7 years from the end of the financial year"},
+        given_on=date(2024, 1, 1))], actor=ACTOR, at=datetime(2024, 1, 1, tzinfo=UTC))
     return vault
 
 

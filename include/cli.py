@@ -13,6 +13,7 @@ import getpass
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -20,11 +21,12 @@ from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreach
 from include.audit import AuditLog
 from include.clock import utcnow
 from include.crypto.keyring import create_keyring, load_keyring
-from include.demo import seed_demo
+from include.demo import DEMO_INSTRUCTIONS, seed_demo, seed_demo_logs
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.errors import GdprError
 from include.policies.holds import lift_hold, place_hold
-from include.settings import VaultSettings
+from include.policies.instructions import InstructionBook, load_instruction_dir, record_instructions
+from include.settings import VaultSettings, WorkflowSettings
 from include.vault.rotation import rotate_kek
 from include.vault.schema import record
 from include.vault.store import Vault
@@ -111,6 +113,37 @@ def cmd_demo_seed(args) -> int:
         print(f"demo seeded: {result.controllers} controllers, {result.records} records")
     else:
         print("demo already seeded: existing data kept")
+    workflow = WorkflowSettings()
+    if workflow.instructions_dir.resolve() == DEMO_INSTRUCTIONS.resolve():
+        logs = seed_demo_logs(workflow.server_log_root, load_instruction_dir(workflow.instructions_dir))
+        print(f"demo server logs: {logs} file(s) written under {workflow.server_log_root}")
+    return 0
+
+
+def cmd_instructions_load(args) -> int:
+    directory = args.directory or WorkflowSettings().instructions_dir
+    files = load_instruction_dir(directory)
+    with _open() as vault:
+        result = record_instructions(vault, files, actor=_actor(), at=utcnow())
+    print(f"instructions from {len(files)} file(s) in {directory}: {result.recorded} recorded, "
+          f"{result.unchanged} already recorded")
+    return 0
+
+
+def cmd_instructions_history(args) -> int:
+    with _open() as vault:
+        book = InstructionBook.load(vault)
+    categories = [args.category] if args.category else book.categories(args.controller)
+    if not categories:
+        print(f"no instructions recorded for controller '{args.controller}'", file=sys.stderr)
+        return 1
+    now = utcnow()
+    for category in categories:
+        current = book.in_effect(args.controller, category, now)
+        for item in book.history(args.controller, category):
+            mark = "in effect" if item == current else "replaced" if item.given_on <= now.date() else "future"
+            print(f"{category:<12} {item.given_on}  {mark:<9}  {item.retention.text}  "
+                  f"({item.legal_basis}; {item.purpose}; given by {item.given_by})")
     return 0
 
 
@@ -166,7 +199,7 @@ def _when(text: str | None) -> datetime | None:
 def cmd_hold_place(args) -> int:
     with _open() as vault:
         hold_id = place_hold(vault, controller_id=args.controller, subject_id=args.subject,
-                             record_id=args.record, reason=args.reason, ends_at=args.until,
+                             record_ids=args.record or (), reason=args.reason, ends_at=args.until,
                              actor=_actor(), at=utcnow())
     print(f"legal hold placed: {hold_id}")
     return 0
@@ -209,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     dcmds = demo.add_subparsers(dest="command", required=True)
     command(dcmds, "seed", cmd_demo_seed, "load the synthetic demo once (kept if present)")
 
+    instructions = groups.add_parser("instructions", help="controllers' documented instructions")
+    icmds = instructions.add_subparsers(dest="command", required=True)
+    load = command(icmds, "load", cmd_instructions_load,
+                   "validate the instruction files and record new instructions (history is kept)")
+    load.add_argument("--directory", type=Path, help="default: GDPR_INSTRUCTIONS_DIR")
+    history = command(icmds, "history", cmd_instructions_history,
+                      "a controller's instructions, old and current")
+    history.add_argument("controller")
+    history.add_argument("category", nargs="?")
+
     enquiry = groups.add_parser("enquiry", help="prospects' enquiries")
     ecmds = enquiry.add_subparsers(dest="command", required=True)
     listing = command(ecmds, "list", cmd_enquiry_list, "enquiry ids, dates and outcomes")
@@ -226,10 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     hold = groups.add_parser("hold", help="legal holds")
     hcmds = hold.add_subparsers(dest="command", required=True)
-    place = command(hcmds, "place", cmd_hold_place, "keep a controller's, subject's or record's data")
+    place = command(hcmds, "place", cmd_hold_place, "keep a controller's, a subject's or some records' data")
     place.add_argument("--controller", required=True)
     place.add_argument("--subject")
-    place.add_argument("--record")
+    place.add_argument("--record", action="append", help="a record id; repeat for a set of records")
     place.add_argument("--reason", required=True, help="why (no personal data: it is stored in clear)")
     place.add_argument("--until", type=_when, help="end of the hold (ISO date); none means until lifted")
     lift = command(hcmds, "lift", cmd_hold_lift, "lift a legal hold")

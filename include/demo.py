@@ -6,14 +6,20 @@ person's expected fate under the enquiry purge is part of the demo, for tests an
 
 from __future__ import annotations
 
+import gzip
+import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
 from faker import Faker
 
+from include.clock import utcnow
 from include.enquiries import ENQUIRY, QUOTE, record_outcome
 from include.policies.holds import place_hold
+from include.files import write_atomically
+from include.policies.instructions import LoadedFile, load_instruction_dir, record_instructions
 from include.requests.register import register_request
 from include.vault.store import NewRecord, Vault
 
@@ -43,6 +49,9 @@ PROSPECT_PLAN = (
     ("declined", "quote", "request", "kept: open access request"),
 )
 CLIENTS_PER_CONTROLLER = 4
+OLD_INVOICE_YEARS_BACK = 8  # September 2018 and earlier: financial years ended by 31 March 2019
+OLD_INVOICE_POSITION = 4  # a client's records: the client record, then invoices 0, 1, 2 and old
+DEMO_INSTRUCTIONS = Path(__file__).resolve().parent / "config" / "instructions"
 CONTACTS_PER_CONTROLLER = 3
 PURPOSES = {
     ENQUIRY: "answering the enquiry",
@@ -63,12 +72,6 @@ class DemoPerson:
     outcome: str | None
     purged: bool
     fate: str
-
-
-def _financial_year_end(day: date) -> date:
-    """UK companies here use a 31 March year end."""
-    year_end = date(day.year, 3, 31)
-    return year_end if day <= year_end else date(day.year + 1, 3, 31)
 
 
 def demo_people() -> list[DemoPerson]:
@@ -95,7 +98,7 @@ class SeedResult:
     records: int = 0
 
 
-def seed_demo(vault: Vault) -> SeedResult:
+def seed_demo(vault: Vault, instructions_dir: Path = DEMO_INSTRUCTIONS) -> SeedResult:
     """Load the demo into the vault once; a second call leaves the existing data as it is."""
     if vault.meta("demo_seeded"):
         return SeedResult(seeded=False)
@@ -103,6 +106,7 @@ def seed_demo(vault: Vault) -> SeedResult:
     fake.seed_instance(SEED + 1)
     for controller_id, name, region in CONTROLLERS:
         vault.add_controller(controller_id, name, region, actor=ACTOR)
+    record_instructions(vault, load_instruction_dir(instructions_dir), actor=ACTOR, at=utcnow())
     people = demo_people()
     plan = {}
     for c_id, *_ in CONTROLLERS:
@@ -141,14 +145,13 @@ def seed_demo(vault: Vault) -> SeedResult:
             source="client onboarding", role="client", created_at=EPOCH - relativedelta(years=3),
             fields={"name": p.name, "email": p.email, "phone": p.phone,
                     "address": fake.address().replace("\n", ", "), "company": fake.company()}))
-        for year_back in range(3):
+        # Three recent invoices, and one of 2018 whose 7 years have run out.
+        for year_back in (0, 1, 2, OLD_INVOICE_YEARS_BACK):
             issued = (EPOCH - relativedelta(years=year_back, months=i % 12)).date()
-            end = _financial_year_end(issued) + relativedelta(years=7)
             client_records.append(NewRecord(
                 controller_id=p.controller_id, category="invoice", purpose=PURPOSES["invoice"],
                 source="accounting", role="client", created_at=EPOCH - relativedelta(years=year_back),
-                relates_to=issued, retention_end=datetime(end.year, end.month, end.day, tzinfo=UTC),
-                fields={"email": p.email, "billing_name": p.name,
+                relates_to=issued, fields={"email": p.email, "billing_name": p.name,
                         "invoice_number": f"INV-{issued:%Y%m}-{i:03d}",
                         "amount_gbp": f"{fake.random_int(100, 5000)}.00"}))
     client_records += [NewRecord(
@@ -156,7 +159,13 @@ def seed_demo(vault: Vault) -> SeedResult:
         source="client onboarding", role="contact", created_at=EPOCH - relativedelta(years=1),
         fields={"name": p.name, "email": p.email, "phone": p.phone, "job_title": fake.job()})
         for p in people if p.role == "contact"]
-    records += len(vault.add_records(client_records, actor=ACTOR))
+    client_ids = vault.add_records(client_records, actor=ACTOR)
+    records += len(client_ids)
+    # The first client's old invoice is kept for an HMRC enquiry: the sweep must leave it.
+    first_client_old_invoice = client_ids[OLD_INVOICE_POSITION]
+    place_hold(vault, controller_id=clients[0].controller_id, record_ids=[first_client_old_invoice],
+               reason="Demo: HMRC enquiry into the 2018-19 accounts", actor=ACTOR,
+               at=EPOCH + timedelta(days=40))
 
     for p, (_outcome, _quote, hold, _fate) in plan.items():
         if hold is True:
@@ -170,3 +179,46 @@ def seed_demo(vault: Vault) -> SeedResult:
     with vault.engine.begin() as conn:
         vault.set_meta(conn, "demo_seeded", EPOCH.date().isoformat())
     return SeedResult(seeded=True, controllers=len(CONTROLLERS), records=records)
+
+
+# Rotated like logrotate leaves them: days from EPOCH covered by each file, newest first.
+DEMO_LOG_FILES = (("access.log", 50, 80), ("access.log.1", 20, 50), ("access.log.2.gz", -60, 20))
+_PATHS = ("/", "/shop", "/shop/basket", "/contact", "/quote", "/blog/spring-offers", "/account/orders")
+_AGENTS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/131.0",
+           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1",
+           "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0")
+
+
+def demo_log_lines(controller_id: str, first_day: int, last_day: int) -> list[str]:
+    """Combined-format lines, in time order, from clients of the demo shops (synthetic addresses)."""
+    rng = random.Random(f"{SEED}/{controller_id}/{first_day}")
+    lines = []
+    for day in range(first_day, last_day):
+        start = EPOCH.replace(hour=0) + timedelta(days=day)
+        for second in sorted(rng.sample(range(86_400), 12)):
+            when = start + timedelta(seconds=second)
+            host = (f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+                    if rng.random() < 0.85 else
+                    f"2001:db8:{rng.randint(0, 0xffff):x}:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}")
+            lines.append(f'{host} - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET {rng.choice(_PATHS)} HTTP/1.1" '
+                         f'200 {rng.randint(200, 90_000)} "-" "{rng.choice(_AGENTS)}"\n')
+    return lines
+
+
+def seed_demo_logs(log_root: Path, files: list[LoadedFile]) -> int:
+    """Write each demo controller's server logs where its instructions say; existing files stay."""
+    written = 0
+    for loaded in files:
+        for location in loaded.content.server_logs:
+            directory = Path(location.directory)
+            directory = directory if directory.is_absolute() else Path(log_root) / directory
+            directory.mkdir(parents=True, exist_ok=True)
+            for name, first_day, last_day in DEMO_LOG_FILES:
+                path = directory / name
+                if path.exists():
+                    continue
+                data = "".join(demo_log_lines(loaded.content.controller, first_day, last_day)).encode()
+                write_atomically(path, gzip.compress(data, mtime=0) if name.endswith(".gz") else data,
+                                 mode=0o640)
+                written += 1
+    return written

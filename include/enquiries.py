@@ -13,14 +13,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
 
 from include.errors import InvalidInput, UnknownRecord
 from include.policies.holds import held
 from include.requests.register import under_open_request
-from include.vault.keystore import chunks
-from include.vault.schema import data_subject, record, record_field
+from include.vault.deletion import delete_records, run_in_batches
+from include.vault.schema import data_subject, record
 from include.vault.store import Vault
 
 ENQUIRY = "enquiry"
@@ -140,33 +140,15 @@ def purge_closed_enquiries(vault: Vault, *, now: datetime, actor: str, batch_siz
             select(func.count()).select_from(record).where(record.c.id.in_(select(closed.c.id)),
                                                            ~_unit_held(now),
                                                            under_open_request(record))).scalar_one()
-    last_id = ""
-    while True:
-        with vault.engine.connect() as conn:
-            transaction = conn.begin()
-            try:
-                enquiry_ids = list(conn.execute(
-                    purgeable_enquiries(now).where(record.c.id > last_id)
-                    .order_by(record.c.id).limit(batch_size)).scalars())
-                if not enquiry_ids:
-                    transaction.rollback()
-                    break
-                erased = _purge_batch(vault, conn, enquiry_ids, report, now, actor, dry_run)
-                if dry_run:
-                    transaction.rollback()
-                else:
-                    # Keys go before the commit: if the commit fails, the records left behind
-                    # are unreadable and still purgeable, and the next run deletes them.
-                    vault.shred(erased)
-                    transaction.commit()
-            except BaseException:
-                if transaction.is_active:
-                    transaction.rollback()
-                raise
-        report.batches += 1
-        report.erased_subject_ids.extend(erased)
-        last_id = enquiry_ids[-1]
-    report.subjects_erased = len(report.erased_subject_ids)
+    batches, erased = run_in_batches(
+        vault, dry_run=dry_run,
+        next_batch=lambda conn, last_id: list(conn.execute(
+            purgeable_enquiries(now).where(record.c.id > last_id)
+            .order_by(record.c.id).limit(batch_size)).scalars()),
+        apply_batch=lambda conn, ids: _purge_batch(vault, conn, ids, report, now, actor, dry_run))
+    report.batches = batches
+    report.erased_subject_ids = erased
+    report.subjects_erased = len(erased)
     return report
 
 
@@ -176,17 +158,7 @@ def _purge_batch(vault: Vault, conn, enquiry_ids: list[str], report: PurgeReport
     rows = conn.execute(select(record.c.id, record.c.subject_id, record.c.controller_id).where(
         (record.c.id.in_(enquiry_ids)) | (record.c.parent_id.in_(enquiry_ids)))).all()
     unit_ids = [r.id for r in rows]
-    subjects = sorted({r.subject_id for r in rows})
-    for part in chunks(unit_ids):
-        conn.execute(delete(record_field).where(record_field.c.record_id.in_(part)))
-        conn.execute(delete(record).where(record.c.id.in_(part)))
-    remaining = set(conn.execute(select(record.c.subject_id).distinct()
-                                 .where(record.c.subject_id.in_(subjects))).scalars())
-    erased = [sid for sid in subjects if sid not in remaining]
-    if erased:
-        conn.execute(update(data_subject).where(and_(data_subject.c.id.in_(erased),
-                                                     data_subject.c.erased_at.is_(None)))
-                     .values(erased_at=now))
+    erased = delete_records(conn, unit_ids, at=now).erased_subject_ids
     report.enquiries += len(enquiry_ids)
     report.records += len(unit_ids)
     if not dry_run:

@@ -49,3 +49,16 @@ class VaultSettings(BaseSettings):
                 "a copy of the vault must never hold the data keys"
             )
         return self
+
+
+class WorkflowSettings(BaseSettings):
+    """Where the workflows find controllers' instructions and server logs, and write reports."""
+
+    model_config = SettingsConfigDict(env_prefix="GDPR_", extra="ignore")
+
+    instructions_dir: Path = Field(default=PROJECT_ROOT / "include" / "config" / "instructions",
+                                   description="One YAML file of instructions per controller.")
+    server_log_root: Path = Field(default=DEFAULT_VAR_DIR / "server-logs",
+                                  description="Root of the controllers' server-log directories.")
+    reports_dir: Path = Field(default=DEFAULT_VAR_DIR / "reports",
+                              description="Where retention and other reports are written.")

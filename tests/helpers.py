@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import sqlalchemy as sa
 
 from include.demo import DemoPerson, demo_people
+from include.policies.instructions import instructions_in_code, record_instructions
 from include.vault.schema import vault_metadata
 from include.vault.store import Vault
 
@@ -30,3 +33,14 @@ def subjects_by_fate(vault: Vault) -> dict[DemoPerson, str]:
         assert len(ids) == 1, f"demo person of {person.controller_id} ({person.fate}) not found once"
         found[person] = ids[0]
     return found
+
+
+GIVEN_ON = date(2024, 1, 1)
+
+
+def instruct(vault: Vault, controller_id: str, rules: dict[str, str] | None = None, *,
+             given_on: date = GIVEN_ON) -> None:
+    """Record instructions for a test controller (default: enquiries and quotes as in the notice)."""
+    rules = rules or {"enquiry": "until the enquiry is closed", "quote": "until the enquiry is closed"}
+    record_instructions(vault, [instructions_in_code(controller_id, rules, given_on=given_on)],
+                        actor="test", at=datetime(2024, 1, 1, tzinfo=UTC))

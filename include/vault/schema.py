@@ -88,19 +88,43 @@ record_field = Table(
     sqlite_with_rowid=False,
 )
 
+# Controllers' instructions (Art. 28(3)(a)), append-only: each (controller, category) has a history,
+# and the one in effect on a day is the latest given on or before it.
+instruction = Table(
+    "instruction", vault_metadata,
+    Column("controller_id", ForeignKey("controller.id"), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("given_on", Date, primary_key=True),
+    Column("purpose", String(200), nullable=False),
+    Column("legal_basis", String(32), nullable=False),
+    Column("retention", String(200), nullable=False),
+    Column("given_by", String(100), nullable=False),
+    Column("financial_year_end", String(5), nullable=False),
+    Column("log_action", String(16)),
+    Column("source", String(100), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 legal_hold = Table(
     "legal_hold", vault_metadata,
     Column("id", ID, primary_key=True),
-    # Scope: the whole controller, one subject, or one record (the narrower ids set).
+    # Scope: the whole controller, one subject, or the records listed in legal_hold_record.
+    Column("scope", String(16), nullable=False),
     Column("controller_id", ForeignKey("controller.id"), nullable=False, index=True),
     Column("subject_id", ID, index=True),
-    Column("record_id", ID, index=True),
     Column("reason", String(500), nullable=False),
     Column("placed_by", String(100), nullable=False),
     Column("placed_at", UTCDateTime, nullable=False),
     Column("ends_at", UTCDateTime),
     Column("lifted_at", UTCDateTime),
     Column("lifted_by", String(100)),
+)
+
+legal_hold_record = Table(
+    "legal_hold_record", vault_metadata,
+    Column("hold_id", ForeignKey("legal_hold.id"), primary_key=True),
+    Column("record_id", ID, primary_key=True, index=True),
 )
 
 rights_request = Table(

@@ -22,6 +22,7 @@ from include.crypto.blind_index import BlindIndexer
 from include.crypto.envelope import FieldCipher
 from include.crypto.keyring import Keyring, load_keyring
 from include.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
+from include.policies.instructions import InstructionBook
 from include.settings import VaultSettings
 from include.vault.db import display_url, insert_rows, make_engine
 from include.vault.keystore import KeyStore, chunks
@@ -260,13 +261,25 @@ class Vault:
 
     def add_records(self, records: Sequence[NewRecord], *, actor: str,
                     batch_size: int = 10_000) -> list[str]:
-        """Encrypt and store records, in one transaction per batch. Returns their ids in order."""
+        """Encrypt and store records, in one transaction per batch. Returns their ids in order.
+
+        Each record's category must be covered by an instruction of its controller in effect now
+        (Art. 28(3)(a)); a record given no retention end gets the one that instruction's rule sets.
+        """
         controllers = set(self.controller_ids())
+        book = InstructionBook.load(self)
+        now = utcnow()
+        ends = []
         for index, rec in enumerate(records):
             _validate(rec, index, controllers)
+            rule = book.require(rec.controller_id, rec.category, now, where=f"record #{index}: ")
+            ends.append(rec.retention_end or rule.retention.end(
+                created_at=rec.created_at or now, relates_to=rec.relates_to,
+                outcome_at=rec.outcome_at, year_end=rule.year_end))
         ids: list[str] = []
         for start in range(0, len(records), batch_size):
-            ids.extend(self._add_batch(records[start:start + batch_size], start, actor))
+            ids.extend(self._add_batch(records[start:start + batch_size], ends[start:start + batch_size],
+                                       start, actor))
         return ids
 
     def _resolve_subjects(self, conn, batch: Sequence[NewRecord],
@@ -305,7 +318,8 @@ class Vault:
         except InvalidInput as exc:
             raise InvalidInput(f"record #{index}: {exc}") from None
 
-    def _add_batch(self, batch: Sequence[NewRecord], offset: int, actor: str) -> list[str]:
+    def _add_batch(self, batch: Sequence[NewRecord], ends: Sequence[datetime | None], offset: int,
+                   actor: str) -> list[str]:
         now = utcnow()
         with self.engine.begin() as conn:
             subject_ids, new_subjects, email_digests = self._resolve_subjects(conn, batch, offset)
@@ -324,9 +338,9 @@ class Vault:
             record_rows, field_rows = [], []
             ids = new_ids(len(batch))
             indexed = self.indexer.indexed
-            for i, (rec, sid, rid) in enumerate(zip(batch, subject_ids, ids, strict=True)):
+            for i, (rec, sid, rid, end) in enumerate(zip(batch, subject_ids, ids, ends, strict=True)):
                 record_rows.append((rid, sid, rec.controller_id, rec.category, rec.purpose, rec.source,
-                                    rec.created_at or now, rec.relates_to, rec.retention_end,
+                                    rec.created_at or now, rec.relates_to, end,
                                     rec.parent_id, rec.outcome, rec.outcome_at))
                 encrypt = ciphers[sid].encrypt
                 for name, value in rec.fields.items():

@@ -53,7 +53,7 @@ def test_enquiry_purge_end_to_end(dagbag, demo_vault, vault_connection, store_ur
     dry = run(dagbag, dry_run=True)
     assert (dry["dry_run"], dry["enquiries"], dry["records"], dry["subjects_erased"]) == (True, 20, 28, 20)
     with Vault.open(vault_connection) as vault:
-        assert vault.counts() == {"records": 172, "live_subjects": 72, "data_keys": 72}
+        assert vault.counts() == {"records": 196, "live_subjects": 72, "data_keys": 72}
 
     done = run(dagbag, batch_size=6)
     assert (done["enquiries"], done["records"], done["subjects_erased"], done["batches"]) == (20, 28, 20, 4)

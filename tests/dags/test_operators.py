@@ -13,6 +13,7 @@ from gdpr.hooks.vault import VaultHook
 from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
 from include.errors import InvalidInput
 from include.vault.store import NewRecord
+from tests.helpers import instruct
 
 
 @pytest.fixture
@@ -22,6 +23,7 @@ def connected_vault(vault, vault_settings, monkeypatch):
         "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url,
                   "keyring_path": str(vault_settings.keyring_path)}}))
     vault.add_controller("acme", "Acme", "england-and-wales", actor="test")
+    instruct(vault, "acme")
     return vault
 
 

@@ -14,7 +14,7 @@ from include.requests.register import close_request
 from include.settings import VaultSettings
 from include.vault.schema import legal_hold, rights_request
 from include.vault.store import NewRecord, Vault
-from tests.helpers import copy_vault_database, subjects_by_fate
+from tests.helpers import copy_vault_database, instruct, subjects_by_fate
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def test_demo_seeding_is_deterministic_and_kept_on_reseed(demo_vault):
     before = demo_vault.counts()
     assert seed_demo(demo_vault).seeded is False
     assert demo_vault.counts() == before
-    assert before["records"] == 172
+    assert before["records"] == 196
 
 
 def test_purge_takes_exactly_the_closed_prospects(demo_vault, store_urls, vault_settings):
@@ -35,7 +35,7 @@ def test_purge_takes_exactly_the_closed_prospects(demo_vault, store_urls, vault_
     dry = purge_closed_enquiries(demo_vault, now=NOW, actor="test", dry_run=True)
     assert (dry.enquiries, dry.records, dry.subjects_erased) == (20, 28, 20)
     assert (dry.held_by_legal_hold, dry.held_by_open_request) == (4, 4)
-    assert demo_vault.counts()["records"] == 172 and demo_vault.keystore.count() == 72
+    assert demo_vault.counts()["records"] == 196 and demo_vault.keystore.count() == 72
 
     report = purge_closed_enquiries(demo_vault, now=NOW, actor="test", batch_size=7)
     assert (report.enquiries, report.records, report.subjects_erased, report.batches) == (20, 28, 20, 3)
@@ -83,13 +83,14 @@ def test_lifting_a_hold_or_closing_a_request_releases_the_data(demo_vault):
 
 def test_holds_cover_controller_record_and_expire(vault):
     vault.add_controller("acme", "Acme", "scotland", actor="test")
+    instruct(vault, "acme")
     ids = vault.add_records([NewRecord("acme", "enquiry", "p", "web", {"email": f"p{i}@example.com"},
                                        created_at=NOW) for i in range(3)], actor="test")
     for rid in ids:
         record_outcome(vault, rid, "answered", actor="test", at=NOW)
     place_hold(vault, controller_id="acme", reason="HMRC enquiry", actor="test", at=NOW,
                ends_at=NOW + timedelta(days=30))
-    place_hold(vault, controller_id="acme", record_id=ids[0], reason="claim", actor="test", at=NOW)
+    place_hold(vault, controller_id="acme", record_ids=[ids[0]], reason="claim", actor="test", at=NOW)
     assert purge_closed_enquiries(vault, now=NOW + timedelta(days=1), actor="test").enquiries == 0
     report = purge_closed_enquiries(vault, now=NOW + timedelta(days=31), actor="test")
     assert report.enquiries == 2 and report.held_by_legal_hold == 1
@@ -98,6 +99,7 @@ def test_holds_cover_controller_record_and_expire(vault):
 
 def test_outcomes_are_validated_idempotent_and_conversion_protects(vault):
     vault.add_controller("acme", "Acme", "scotland", actor="test")
+    instruct(vault, "acme")
     enquiry, other = vault.add_records(
         [NewRecord("acme", "enquiry", "p", "web", {"email": "a@example.com"}),
          NewRecord("acme", "enquiry", "p", "web", {"email": "b@example.com"})], actor="test")
@@ -119,6 +121,7 @@ def test_outcomes_are_validated_idempotent_and_conversion_protects(vault):
 
 def test_a_prospect_keeps_their_key_while_another_enquiry_is_open(vault):
     vault.add_controller("acme", "Acme", "scotland", actor="test")
+    instruct(vault, "acme")
     closed, still_open = vault.add_records(
         [NewRecord("acme", "enquiry", "p", "web", {"email": "a@example.com", "n": "1"}),
          NewRecord("acme", "enquiry", "p", "web", {"email": "a@example.com", "n": "2"})], actor="t")
@@ -141,10 +144,10 @@ def test_a_purge_that_dies_after_destroying_keys_is_finished_by_the_next_run(dem
     with pytest.raises(ConnectionError):
         purge_closed_enquiries(demo_vault, now=NOW, actor="test", batch_size=5)
     monkeypatch.undo()
-    assert demo_vault.counts()["records"] == 172  # the batch's deletes were rolled back
+    assert demo_vault.counts()["records"] == 196  # the batch's deletes were rolled back
     report = purge_closed_enquiries(demo_vault, now=NOW, actor="test", batch_size=5)
     assert (report.enquiries, report.records, report.subjects_erased) == (20, 28, 20)
-    assert demo_vault.counts() == {"records": 144, "live_subjects": 52, "data_keys": 52}
+    assert demo_vault.counts() == {"records": 168, "live_subjects": 52, "data_keys": 52}
     with demo_vault.engine.connect() as conn:
         assert demo_vault.audit.verify(conn).ok
 

@@ -9,6 +9,7 @@ from include.settings import VaultSettings
 from include.vault.rotation import rotate_kek
 from include.vault.schema import data_key, record, record_field
 from include.vault.store import NewRecord, Vault
+from tests.helpers import instruct
 
 ADA = {"name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "01733 267775",
        "message": "Please quote for a shop"}
@@ -22,6 +23,7 @@ def enquiry(**fields):
 @pytest.fixture
 def acme(vault):
     vault.add_controller("acme", "Acme Ltd", "england-and-wales", actor="test")
+    instruct(vault, "acme")
     return vault
 
 
@@ -172,6 +174,7 @@ def test_lookups_use_the_partial_indexes_on_sqlite(tmp_path):
     acme = Vault.open(VaultSettings(vault_url=f"sqlite:///{tmp_path / 'vault.db'}",
                                    keyring_path=tmp_path / "keyring.json"), create=True)
     acme.add_controller("acme", "Acme Ltd", "england-and-wales", actor="test")
+    instruct(acme, "acme")
     acme.add_records([enquiry(email=f"p{i}@example.com", message="hello") for i in range(50)],
                      actor="test")
     queries = {

@@ -1,0 +1,306 @@
+"""Controllers' documented instructions (Art. 28(3)(a)): what we may process, why, and for how long.
+
+One YAML file per controller (see docs/instructions.md). Each category's instructions form a history:
+a new instruction is added with a later `given_on`, and the one in effect on a day is the latest
+given on or before it. Loading records every instruction in the vault, where the history stays even
+if a file is later edited; rewriting an instruction already recorded is refused. Processing a
+category that no instruction of its controller covers is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import insert, select
+
+from include.errors import InvalidInput, UnknownRecord
+from include.policies.rules import FinancialYearEnd, RetentionRule
+from include.vault.schema import controller, instruction
+
+if TYPE_CHECKING:
+    from include.vault.store import Vault
+
+MAX_FILE_BYTES = 1_000_000
+
+
+class LegalBasis(StrEnum):
+    """Art. 6(1) GDPR."""
+
+    consent = "consent"
+    contract = "contract"
+    legal_obligation = "legal_obligation"
+    vital_interests = "vital_interests"
+    public_task = "public_task"
+    legitimate_interests = "legitimate_interests"
+
+
+class LogAction(StrEnum):
+    anonymise = "anonymise"  # IPv4 to /24, IPv6 to /48
+    drop = "drop"  # the whole line
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstructionEntry(_Strict):
+    category: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    purpose: str = Field(min_length=3, max_length=200)
+    legal_basis: LegalBasis
+    retention: str
+    given_by: str = Field(min_length=2, max_length=100)
+    given_on: date
+    log_action: LogAction | None = None
+
+    @field_validator("retention")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        try:
+            RetentionRule.parse(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _log_action_for_logs(self) -> InstructionEntry:
+        if (self.category == "server_log") != (self.log_action is not None):
+            raise ValueError("log_action (anonymise or drop) is given for category server_log, "
+                             "and for no other")
+        return self
+
+
+class ServerLogLocation(_Strict):
+    directory: str = Field(min_length=1, description="relative to the server-log root, or absolute")
+    pattern: str = Field(default="access.log*", min_length=1)
+
+
+class InstructionFile(_Strict):
+    controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    financial_year_end: str = "03-31"
+    instructions: list[InstructionEntry] = Field(min_length=1)
+    server_logs: list[ServerLogLocation] = []
+
+    @field_validator("financial_year_end")
+    @classmethod
+    def _year_end(cls, value: str) -> str:
+        try:
+            FinancialYearEnd.parse(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_per_day(self) -> InstructionFile:
+        seen = set()
+        for index, entry in enumerate(self.instructions):
+            key = (entry.category, entry.given_on)
+            if key in seen:
+                raise ValueError(f"instructions.{index}: a second instruction for '{entry.category}' "
+                                 f"given on {entry.given_on}; a replacement needs a later given_on")
+            seen.add(key)
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    path: Path
+    content: InstructionFile
+    lines: dict[tuple, int]  # YAML path -> line number, for messages
+
+    def line_of(self, *path) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+
+def _lines(node: yaml.Node, path: tuple, into: dict[tuple, int]) -> None:
+    into[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            into[(*path, key.value)] = key.start_mark.line + 1
+            _lines(value, (*path, key.value), into)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _lines(item, (*path, index), into)
+
+
+def load_instruction_file(path: Path) -> LoadedFile:
+    """Parse and validate one file; InvalidInput names the file, the line and the field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise InvalidInput(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {exc.problem}") from None
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}:1: expected a mapping with controller and instructions")
+    try:
+        content = InstructionFile.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        field = ".".join(str(part) for part in loc) or "(file)"
+        message = error["msg"].removeprefix("Value error, ")
+        line = LoadedFile(path, None, lines).line_of(*loc)
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InvalidInput(f"{path}:{line}: {field}: {message}{more}") from None
+    return LoadedFile(path, content, lines)
+
+
+def load_instruction_dir(directory: Path) -> list[LoadedFile]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidInput(f"instructions directory {directory} does not exist")
+    files = [load_instruction_file(p) for p in sorted(directory.glob("*.yaml"))]
+    owners: dict[str, Path] = {}
+    for loaded in files:
+        if loaded.content.controller in owners:
+            raise InvalidInput(f"{loaded.path}:{loaded.line_of('controller')}: controller "
+                               f"'{loaded.content.controller}' already has {owners[loaded.content.controller]}")
+        owners[loaded.content.controller] = loaded.path
+    return files
+
+
+def instructions_in_code(controller_id: str, rules: dict[str, str], *, given_on: date,
+                         given_by: str = "in code", legal_basis: str = "contract",
+                         log_action: str | None = None) -> LoadedFile:
+    """Instructions given in code rather than a file (benchmarks, tests): category -> rule."""
+    content = InstructionFile(controller=controller_id, instructions=[
+        InstructionEntry(category=category, purpose=f"{category} processing", legal_basis=legal_basis,
+                         retention=rule, given_by=given_by, given_on=given_on,
+                         log_action=log_action if category == "server_log" else None)
+        for category, rule in rules.items()])
+    return LoadedFile(Path(f"{controller_id}-in-code.yaml"), content, {})
+
+
+# -- the recorded history ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Instruction:
+    controller_id: str
+    category: str
+    given_on: date
+    purpose: str
+    legal_basis: str
+    retention: RetentionRule
+    given_by: str
+    year_end: FinancialYearEnd
+    log_action: str | None
+    source: str
+    recorded_at: datetime
+
+    @classmethod
+    def from_row(cls, row) -> Instruction:
+        return cls(row.controller_id, row.category, row.given_on, row.purpose, row.legal_basis,
+                   RetentionRule.parse(row.retention), row.given_by,
+                   FinancialYearEnd.parse(row.financial_year_end), row.log_action, row.source,
+                   row.recorded_at)
+
+
+def _digest(controller_id: str, year_end: str, entry: InstructionEntry) -> str:
+    canonical = json.dumps({"controller": controller_id, "financial_year_end": year_end,
+                            **entry.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class SyncResult:
+    recorded: int = 0
+    unchanged: int = 0
+
+
+def record_instructions(vault: Vault, files: Iterable[LoadedFile], *, actor: str,
+                        at: datetime) -> SyncResult:
+    """Record the files' instructions in the vault. Idempotent; history cannot be rewritten."""
+    result = SyncResult()
+    with vault.engine.begin() as conn:
+        known = set(conn.execute(select(controller.c.id)).scalars())
+        recorded = {(r.controller_id, r.category, r.given_on): r for r in conn.execute(select(instruction))}
+        for loaded in files:
+            content = loaded.content
+            if content.controller not in known:
+                raise UnknownRecord(f"{loaded.path}:{loaded.line_of('controller')}: controller "
+                                    f"'{content.controller}' is not registered in the vault")
+            for index, entry in enumerate(content.instructions):
+                digest = _digest(content.controller, content.financial_year_end, entry)
+                previous = recorded.get((content.controller, entry.category, entry.given_on))
+                if previous is not None:
+                    if previous.digest != digest:
+                        raise InvalidInput(
+                            f"{loaded.path}:{loaded.line_of('instructions', index)}: instructions.{index}: "
+                            f"the instruction for '{entry.category}' given on {entry.given_on} differs "
+                            f"from the one recorded on {previous.recorded_at:%Y-%m-%d}; history is kept "
+                            "as given: add a new instruction with a later given_on")
+                    result.unchanged += 1
+                    continue
+                conn.execute(insert(instruction).values(
+                    controller_id=content.controller, category=entry.category, given_on=entry.given_on,
+                    purpose=entry.purpose, legal_basis=entry.legal_basis.value,
+                    retention=entry.retention, given_by=entry.given_by,
+                    financial_year_end=content.financial_year_end,
+                    log_action=entry.log_action.value if entry.log_action else None,
+                    source=loaded.path.name[:100], digest=digest, recorded_at=at))
+                vault.audit.append(conn, at=at, actor=actor, action="instruction.recorded",
+                                   controller_id=content.controller,
+                                   details={"category": entry.category,
+                                            "given_on": entry.given_on.isoformat(), "digest": digest[:16]})
+                result.recorded += 1
+    return result
+
+
+class InstructionBook:
+    """Every recorded instruction, to answer 'which one is in effect for this on that day?'."""
+
+    def __init__(self, instructions: Iterable[Instruction]) -> None:
+        self._history: dict[tuple[str, str], list[Instruction]] = {}
+        for item in sorted(instructions, key=lambda i: i.given_on):
+            self._history.setdefault((item.controller_id, item.category), []).append(item)
+
+    @classmethod
+    def load(cls, vault: Vault) -> InstructionBook:
+        with vault.engine.connect() as conn:
+            return cls(Instruction.from_row(r) for r in conn.execute(select(instruction)))
+
+    def history(self, controller_id: str, category: str) -> list[Instruction]:
+        return list(self._history.get((controller_id, category), []))
+
+    def categories(self, controller_id: str) -> list[str]:
+        return sorted(cat for c, cat in self._history if c == controller_id)
+
+    def in_effect(self, controller_id: str, category: str, at: datetime | date) -> Instruction | None:
+        day = at.astimezone(UTC).date() if isinstance(at, datetime) else at
+        current = None
+        for item in self._history.get((controller_id, category), []):
+            if item.given_on <= day:
+                current = item
+        return current
+
+    def require(self, controller_id: str, category: str, at: datetime, where: str = "") -> Instruction:
+        found = self.in_effect(controller_id, category, at)
+        if found is None:
+            raise InvalidInput(
+                f"{where}controller '{controller_id}' has no instruction covering category "
+                f"'{category}' in effect on {at:%Y-%m-%d}: processing refused (Art. 28(3)(a))")
+        return found

@@ -1,0 +1,79 @@
+"""Deleting records in batches, and crypto-shredding the subjects left with none.
+
+Every scheduled deletion (the enquiry purge, the retention sweep) goes through here: one transaction
+per batch; a dry run takes the same path and rolls back, so its figures are exact; the data keys of
+subjects left with no records are destroyed just before the batch commits, so a failed commit leaves
+unreadable records that the next run deletes, never readable records without a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, select, update
+
+from include.vault.keystore import chunks
+from include.vault.schema import data_subject, record, record_field
+from include.vault.store import Vault
+
+
+@dataclass(frozen=True)
+class DeletedRecords:
+    records: int
+    erased_subject_ids: list[str]
+
+
+def delete_records(conn: Connection, record_ids: Sequence[str], *, at: datetime) -> DeletedRecords:
+    """Delete the records and their fields in the caller's transaction; mark subjects left with no
+    records as erased (their keys are the caller's to shred, after this returns)."""
+    subjects: set[str] = set()
+    deleted = 0
+    for part in chunks(list(record_ids)):
+        subjects.update(conn.execute(select(record.c.subject_id).distinct()
+                                     .where(record.c.id.in_(part))).scalars())
+        conn.execute(delete(record_field).where(record_field.c.record_id.in_(part)))
+        deleted += conn.execute(delete(record).where(record.c.id.in_(part))).rowcount
+    ordered = sorted(subjects)
+    remaining: set[str] = set()
+    for part in chunks(ordered):
+        remaining.update(conn.execute(select(record.c.subject_id).distinct()
+                                      .where(record.c.subject_id.in_(part))).scalars())
+    erased = [sid for sid in ordered if sid not in remaining]
+    for part in chunks(erased):
+        conn.execute(update(data_subject).where(and_(data_subject.c.id.in_(part),
+                                                     data_subject.c.erased_at.is_(None)))
+                     .values(erased_at=at))
+    return DeletedRecords(deleted, erased)
+
+
+def run_in_batches(vault: Vault, *, next_batch: Callable[[Connection, str], list[str]],
+                   apply_batch: Callable[[Connection, list[str]], list[str]],
+                   dry_run: bool) -> tuple[int, list[str]]:
+    """Repeat next_batch (ids after the last one seen, in id order) and apply_batch (returns the
+    subjects to shred) until no ids are left. Returns the batch count and every shredded subject."""
+    last_id = ""
+    batches = 0
+    shredded: list[str] = []
+    while True:
+        with vault.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                ids = next_batch(conn, last_id)
+                if not ids:
+                    transaction.rollback()
+                    return batches, shredded
+                erased = apply_batch(conn, ids)
+                if dry_run:
+                    transaction.rollback()
+                else:
+                    vault.shred(erased)
+                    transaction.commit()
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+        batches += 1
+        shredded.extend(erased)
+        last_id = ids[-1]
