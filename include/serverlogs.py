@@ -31,7 +31,7 @@ DISORDER = timedelta(days=1)
 MONTHS = {m: i for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"), 1)}
 _TIME = re.compile(rb"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\]")
-_IPV4_HOST = re.compile(rb"(?m)^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}(?= )")
+_IPV4_HOST = re.compile(rb"(?m)^(\d{1,3}\.\d{1,3}\.\d{1,3})\.(?!0 )\d{1,3}(?= )")
 _OTHER_HOST = re.compile(rb"(?m)^(?!\d{1,3}\.\d{1,3}\.\d{1,3}\.0 )(?!- )[^ \n]+(?= )")
 ACTIONS = ("anonymise", "drop")
 
@@ -59,9 +59,17 @@ def anonymise_host(host: bytes) -> bytes:
 
 
 def _anonymise_block(block: bytes) -> tuple[bytes, int]:
+    """The block with every line's host anonymised, and how many lines that changed."""
     block, count = _IPV4_HOST.subn(rb"\1.0", block)
-    block, others = _OTHER_HOST.subn(lambda m: anonymise_host(m[0]), block)
-    return block, count + others
+    changed = 0
+
+    def other(match: re.Match) -> bytes:
+        nonlocal changed
+        new = anonymise_host(match[0])
+        changed += new != match[0]
+        return new
+
+    return _OTHER_HOST.sub(other, block), count + changed
 
 
 @dataclass
@@ -117,12 +125,12 @@ def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
     if action not in ACTIONS:
         raise InvalidInput(f"server-log action must be one of {', '.join(ACTIONS)}, got {action!r}")
     outcome = FileOutcome(str(path))
-    first = line_time(_first_line(path))
-    if first is not None and first >= cutoff + DISORDER:
-        outcome.skipped_young = True
-        return outcome
     gz = path.suffix == ".gz"
     try:
+        first = line_time(_first_line(path))
+        if first is not None and first >= cutoff + DISORDER:
+            outcome.skipped_young = True
+            return outcome
         with replacing(path) as temp:
             sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
             with (gzip.open(path, "rb") if gz else open(path, "rb")) as source:

@@ -149,7 +149,7 @@ def load_instruction_file(path: Path) -> LoadedFile:
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark = exc.context_mark or exc.problem_mark  # where the broken construct starts
         raise InvalidInput(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {exc.problem}") from None
     lines: dict[tuple, int] = {}
     if node is not None:
