@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,34 +10,15 @@ from include.demo import demo_people
 from include.errors import DataKeyDestroyed
 from include.settings import VaultSettings
 from include.vault.store import Vault
+from tests.dags.conftest import metadata_engine, xcom_value
 from tests.helpers import copy_vault_database, subjects_by_fate
-
-
-@pytest.fixture
-def vault_connection(vault_settings, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({
-        "conn_type": "gdpr_vault",
-        "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url,
-                  "keyring_path": str(vault_settings.keyring_path)}}))
-    return vault_settings
-
-
-def metadata_engine():
-    return sa.create_engine(f"sqlite:///{Path(os.environ['AIRFLOW_HOME']) / 'airflow.db'}")
 
 
 def run(dagbag, **conf):
     # dag.test keeps the previous run's conf in the DAG's params: pass every param each time.
     dag_run = dagbag.get_dag("enquiry_purge").test(run_conf={"dry_run": False, "batch_size": 500, **conf})
     assert dag_run.state == "success", f"enquiry_purge ended {dag_run.state}"
-    engine = metadata_engine()
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(
-            "SELECT value FROM xcom WHERE dag_id = 'enquiry_purge' AND run_id = :run "
-            "AND task_id = 'purge_closed_enquiries' AND key = 'return_value'"), {"run": dag_run.run_id}).scalar()
-    engine.dispose()
-    summary = json.loads(value)
-    return json.loads(summary) if isinstance(summary, str) else summary
+    return xcom_value(dag_run.run_id, "enquiry_purge", "purge_closed_enquiries")
 
 
 @pytest.mark.airflow

@@ -1,0 +1,57 @@
+"""
+### Retention: accounting records and every other scheduled rule
+
+The privacy notice: client data kept for the tax authorities is held 7 years and then deleted, and
+everything else only as long as each client's (controller's) instructions say. Each day this DAG
+records any new instructions, then for each controller deletes, in batches, the records whose rule
+has run out on the run's date, crypto-shredding every data subject left with no records, and writes
+a report of what was deleted and what is retained (rule, count, oldest record, next expiry).
+
+**Kept regardless**: records under a legal hold (Art. 17(3)(e)), data of a subject with an open
+request (DPA 2018 s.173). **Backfill**: a run for a past day applies the instructions of that day.
+
+**Params**: `dry_run` reports what would go and deletes nothing; `batch_size` records per transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param
+
+from gdpr.defaults import DEFAULT_ARGS
+from gdpr.operators.audit import VerifyAuditLogOperator
+from gdpr.operators.retention import InstructionsOperator, RetentionReportOperator, RetentionSweepOperator
+
+with DAG(
+    dag_id="accounting_retention",
+    schedule=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["gdpr", "retention"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Report what would be deleted; delete nothing."),
+        "batch_size": Param(1000, type="integer", minimum=1, maximum=50_000, title="Batch size",
+                            description="Records deleted per transaction."),
+    },
+) as dag:
+    controllers = InstructionsOperator(task_id="record_instructions")
+    sweep = RetentionSweepOperator.partial(
+        task_id="delete_expired_records",
+        dry_run="{{ params.dry_run }}",
+        batch_size="{{ params.batch_size }}",
+        map_index_template="{{ task.controller_id }}",
+    ).expand(controller_id=controllers.output)
+    report = RetentionReportOperator(
+        task_id="write_retention_report",
+        sweeps="{{ ti.xcom_pull(task_ids='delete_expired_records') }}",
+        dry_run="{{ params.dry_run }}",
+    )
+    verify = VerifyAuditLogOperator(task_id="verify_audit_log")
+
+    controllers >> sweep >> report >> verify

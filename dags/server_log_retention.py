@@ -1,0 +1,38 @@
+"""
+### Server-log retention
+
+The privacy notice: server logs' IP addresses go when the client's limit is reached. Each day, for
+each controller's log locations (nginx/Apache combined format, rotated and gzipped files included),
+lines older than the controller's instruction allows are anonymised (IPv4 to /24, IPv6 to /48) or
+dropped, as the instruction says. Each file is replaced atomically: a crash leaves the old file or
+the new one, never half of one, and the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from gdpr.defaults import DEFAULT_ARGS
+from gdpr.operators.audit import VerifyAuditLogOperator
+from gdpr.operators.retention import InstructionsOperator, ServerLogRetentionOperator
+
+with DAG(
+    dag_id="server_log_retention",
+    schedule=CronTriggerTimetable("15 3 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["gdpr", "retention", "server-logs"],
+    doc_md=__doc__,
+) as dag:
+    controllers = InstructionsOperator(task_id="record_instructions")
+    logs = ServerLogRetentionOperator.partial(
+        task_id="apply_log_retention",
+        map_index_template="{{ task.controller_id }}",
+    ).expand(controller_id=controllers.output)
+    verify = VerifyAuditLogOperator(task_id="verify_audit_log")
+
+    controllers >> logs >> verify
