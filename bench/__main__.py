@@ -13,16 +13,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import field_crypto, ingest, lookup
+from bench import field_crypto, ingest, lookup, retention
 from bench.common import heading, machine_lines, out, peak_rss_mib, verdict
 
 FULL = {"records": 1_000_000, "sqlite_records": 100_000, "pg_records": 50_000, "lookups": 200,
-        "repeat": 5, "chunk": 10_000, "breakdown_records": 10_000}
+        "repeat": 5, "chunk": 10_000, "breakdown_records": 10_000, "retention_records": 1_000_000,
+        "log_mb": 200, "delete_batch": 5000}
 QUICK = {"records": 20_000, "sqlite_records": 10_000, "pg_records": 5_000, "lookups": 50,
-         "repeat": 3, "chunk": 5_000, "breakdown_records": 5_000}
+         "repeat": 3, "chunk": 5_000, "breakdown_records": 5_000, "retention_records": 20_000,
+         "log_mb": 20, "delete_batch": 5000}
 ENV = {"records": "BENCH_RECORDS", "sqlite_records": "BENCH_SQLITE_RECORDS",
        "pg_records": "BENCH_PG_RECORDS", "lookups": "BENCH_LOOKUPS", "repeat": "BENCH_REPEAT",
-       "chunk": "BENCH_CHUNK", "breakdown_records": "BENCH_BREAKDOWN_RECORDS"}
+       "chunk": "BENCH_CHUNK", "breakdown_records": "BENCH_BREAKDOWN_RECORDS",
+       "retention_records": "BENCH_RETENTION_RECORDS", "log_mb": "BENCH_LOG_MB",
+       "delete_batch": "BENCH_DELETE_BATCH"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--breakdown-records", type=int,
                    help=f"records of the extra, instrumented SQLite ingest that shows where the time goes, "
                         f"0 to skip (default {FULL['breakdown_records']:,}; env BENCH_BREAKDOWN_RECORDS)")
+    p.add_argument("--retention-records", type=int,
+                   help=f"expired records deleted on PostgreSQL for goal 4 (default {FULL['retention_records']:,}; "
+                        "env BENCH_RETENTION_RECORDS)")
+    p.add_argument("--delete-batch", type=int, help=f"records per delete batch for goal 4 (default "
+                                                    f"{FULL['delete_batch']:,}; env BENCH_DELETE_BATCH)")
+    p.add_argument("--log-mb", type=int, help=f"size of goal 5's log file in MiB (default {FULL['log_mb']}; "
+                                              "env BENCH_LOG_MB)")
     p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "40,200,4096"),
                    help="value sizes in bytes for goal 1 (default 40,200,4096; env BENCH_SIZES)")
     p.add_argument("--pg-host", default=os.environ.get("BENCH_PG_HOST", "127.0.0.1"))
@@ -55,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pg-admin-db", default=os.environ.get("BENCH_PG_ADMIN_DB", "test"),
                    help="database to connect to for CREATE/DROP DATABASE (default test)")
     p.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
-    p.add_argument("--only", choices=("1", "2", "3"), action="append",
+    p.add_argument("--only", choices=("1", "2", "3", "4", "5"), action="append",
                    help="run only these goals (repeatable); default all")
     p.add_argument("--seed", type=int, default=20240501, help="seed of the lookup targets")
     p.add_argument("--workdir", type=Path, default=os.environ.get("BENCH_WORKDIR"),
@@ -77,7 +88,7 @@ def _resolve(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _resolve(args)
-    goals = set(args.only or ("1", "2", "3"))
+    goals = set(args.only or ("1", "2", "3", "4", "5"))
     started = time.perf_counter()
 
     out("GDPR vault benchmarks" + (" (QUICK smoke run: sizes are not the goals' sizes)" if args.quick else ""))
@@ -111,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             results[3] = lookup.run(workdir, records=sizes["records"], lookups=sizes["lookups"],
                                     chunk=sizes["chunk"], seed=args.seed)
             walls[3] = time.perf_counter() - t0
+        if "4" in goals:
+            t0 = time.perf_counter()
+            results[4] = None if pg is None else retention.run_delete(
+                workdir, pg, records=sizes["retention_records"], batch=sizes["delete_batch"])
+            walls[4] = time.perf_counter() - t0
+        if "5" in goals:
+            t0 = time.perf_counter()
+            results[5] = retention.run_logs(workdir, megabytes=sizes["log_mb"])
+            walls[5] = time.perf_counter() - t0
 
     heading("Summary")
     if 1 in results:
@@ -129,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         out(f"{'goal 3  lookup among ' + format(sizes['records'], ',') + ' records < 5 ms':<52}: median {r['median_ms']:.3f} ms, "
             f"p95 {r['p95_ms']:.3f} ms; full decrypt scan {r['scan_s']:.1f} s = "
             f"{r['scan_s'] * 1e3 / r['median_ms']:,.0f}x  {verdict(r['met'])}")
+    if 4 in results:
+        r = results[4]
+        out(f"{'goal 4  retention delete within 1.5x hand-written':<52}: "
+            + (f"{r['ratio']:.2f}x ({r['dag_s']:.1f} s vs {r['base_s']:.1f} s)  {verdict(r['met'])}" if r
+               else "skipped (no PostgreSQL)"))
+    if 5 in results:
+        r = results[5]
+        out(f"{'goal 5  log anonymisation >= 0.3x grep -c':<52}: {r['ratio']:.3f}x ({r['anon_mbs']:,.0f} vs "
+            f"{r['grep_mbs']:,.0f} MB/s)  {verdict(r['met'])}")
     out(f"total wall time {time.perf_counter() - started:.0f} s ("
         + ", ".join(f"goal {g} {w:.0f} s" for g, w in walls.items())
         + f"); peak RSS {peak_rss_mib():,.0f} MiB")

@@ -15,6 +15,7 @@ address goes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import ipaddress
 import re
@@ -49,6 +50,7 @@ def line_time(line: bytes) -> datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=65_536)  # a log repeats its visitors' addresses
 def anonymise_host(host: bytes) -> bytes:
     try:
         address = ipaddress.ip_address(host.decode("ascii"))
@@ -98,16 +100,16 @@ def _first_line(path: Path) -> bytes:
 
 
 def _process_block(block: bytes, cutoff: datetime, action: str) -> tuple[bytes, int]:
-    lines = block.splitlines(keepends=True)
-    first, last = line_time(lines[0]), line_time(lines[-1])
+    first = line_time(block[:block.find(b"\n") + 1 or len(block)])
+    last = line_time(block[block.rfind(b"\n", 0, len(block) - 1) + 1:])
     if first and last and max(first, last) < cutoff - DISORDER:  # all old
         if action == "drop":
-            return b"", len(lines)
+            return b"", block.count(b"\n") + (not block.endswith(b"\n"))
         return _anonymise_block(block)
     if first and last and min(first, last) >= cutoff + DISORDER:  # all young
         return block, 0
     out, changed = [], 0
-    for line in lines:
+    for line in block.splitlines(keepends=True):
         when = line_time(line)
         if when is not None and when >= cutoff:
             out.append(line)
