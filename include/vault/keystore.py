@@ -16,8 +16,8 @@ from include.crypto.keyring import Keyring
 from include.vault.db import insert_rows
 from include.vault.schema import data_key, keystore_metadata
 
-# Bound parameters per statement stay well under every backend's limit.
-CHUNK = 500
+# Bound parameters per statement stay well under every backend's limit (SQLite 32,766; PostgreSQL 65,535).
+CHUNK = 5000
 
 
 def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
