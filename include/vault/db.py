@@ -51,6 +51,7 @@ def make_engine(url: str, *, secure_delete: bool = False) -> Engine:
             # ingest batches touch is copied into the database once.
             cursor.execute("PRAGMA wal_autocheckpoint = 4096")
         cursor.execute("PRAGMA cache_size = -65536")  # KiB: the blind-index B-tree stays in memory
+        cursor.execute("PRAGMA mmap_size = 268435456")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -8,7 +8,7 @@ unreadable records that the next run deletes, never readable records without a k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,14 +25,17 @@ class DeletedRecords:
     erased_subject_ids: list[str]
 
 
-def delete_records(conn: Connection, record_ids: Sequence[str], *, at: datetime) -> DeletedRecords:
+def delete_records(conn: Connection, record_ids: Sequence[str], *, at: datetime,
+                   subject_ids: Iterable[str] | None = None) -> DeletedRecords:
     """Delete the records and their fields in the caller's transaction; mark subjects left with no
-    records as erased (their keys are the caller's to shred, after this returns)."""
-    subjects: set[str] = set()
+    records as erased (their keys are the caller's to shred, after this returns). subject_ids, when
+    the caller already has them, are the records' subjects."""
+    subjects: set[str] = set(subject_ids or ())
     deleted = 0
     for part in chunks(list(record_ids)):
-        subjects.update(conn.execute(select(record.c.subject_id).distinct()
-                                     .where(record.c.id.in_(part))).scalars())
+        if subject_ids is None:
+            subjects.update(conn.execute(select(record.c.subject_id).distinct()
+                                         .where(record.c.id.in_(part))).scalars())
         conn.execute(delete(record_field).where(record_field.c.record_id.in_(part)))
         deleted += conn.execute(delete(record).where(record.c.id.in_(part))).rowcount
     ordered = sorted(subjects)

@@ -45,7 +45,7 @@ controller = Table(
 data_subject = Table(
     "data_subject", vault_metadata,
     Column("id", ID, primary_key=True),
-    Column("controller_id", ForeignKey("controller.id"), nullable=False, index=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
     # prospect, client, contact or customer: prospects alone fall to the enquiry purge.
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -68,7 +68,8 @@ record = Table(
     Column("parent_id", ID),
     Column("outcome", String(16)),
     Column("outcome_at", UTCDateTime),
-    Index("ix_record_controller_category", "controller_id", "category", "outcome"),
+    # Sweeps walk one controller's category in id order (keyset batches): the id ends the index.
+    Index("ix_record_controller_category", "controller_id", "category", "id"),
     # Most records have no parent; where partial indexes exist, those rows stay out of it.
     Index("ix_record_parent_id", "parent_id", sqlite_where=text("parent_id IS NOT NULL"),
           postgresql_where=text("parent_id IS NOT NULL")),
@@ -166,7 +167,8 @@ keystore_metadata = MetaData()
 data_key = Table(
     "data_key", keystore_metadata,
     Column("subject_id", ID, primary_key=True),
-    Column("kek_version", Integer, nullable=False, index=True),
+    # Not indexed: only a key rotation reads by version, and it reads them all.
+    Column("kek_version", Integer, nullable=False),
     Column("wrapped", LargeBinary(length=255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     sqlite_with_rowid=False,

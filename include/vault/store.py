@@ -270,9 +270,13 @@ class Vault:
         book = InstructionBook.load(self)
         now = utcnow()
         ends = []
+        in_effect = {}
         for index, rec in enumerate(records):
             _validate(rec, index, controllers)
-            rule = book.require(rec.controller_id, rec.category, now, where=f"record #{index}: ")
+            key = (rec.controller_id, rec.category)
+            rule = in_effect.get(key)
+            if rule is None:
+                rule = in_effect[key] = book.require(*key, now, where=f"record #{index}: ")
             ends.append(rec.retention_end or rule.retention.end(
                 created_at=rec.created_at or now, relates_to=rec.relates_to,
                 outcome_at=rec.outcome_at, year_end=rule.year_end))
