@@ -21,9 +21,11 @@ def new_data_key() -> bytes:
     return AESGCM.generate_key(256)
 
 
-def wrap_data_key(kek: bytes, subject_id: str, data_key: bytes) -> bytes:
+def wrap_data_key(kek: bytes | AESGCM, subject_id: str, data_key: bytes) -> bytes:
+    """kek: the key, or an AESGCM made of it once for a batch of wraps."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(kek).encrypt(nonce, data_key, b"data-key\x1f" + subject_id.encode())
+    aead = kek if isinstance(kek, AESGCM) else AESGCM(kek)
+    return nonce + aead.encrypt(nonce, data_key, b"data-key\x1f" + subject_id.encode())
 
 
 def unwrap_data_key(kek: bytes, subject_id: str, wrapped: bytes) -> bytes:

@@ -104,7 +104,8 @@ class RetentionRule:
     def end(self, *, created_at: datetime | None, relates_to: date | None,
             outcome_at: datetime | None, year_end: FinancialYearEnd) -> datetime | None:
         """A record's retention end, or None while it depends on an event still to come."""
-        value = {"created_at": created_at, "relates_to": relates_to, "outcome_at": outcome_at}[self.column]
+        value = (created_at if self.column == "created_at" else relates_to if self.column == "relates_to"
+                 else outcome_at)
         if value is None:
             return None
         if isinstance(value, datetime):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, func, select, update
 
 from include.crypto.envelope import new_data_key, unwrap_data_key, wrap_data_key
@@ -36,7 +37,7 @@ class KeyStore:
     def create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes]:
         """New data keys for new subjects, stored wrapped under the active KEK."""
         keys = {sid: new_data_key() for sid in subject_ids}
-        kek = self.keyring.kek(self.keyring.active_kek)
+        kek = AESGCM(self.keyring.kek(self.keyring.active_kek))
         version = self.keyring.active_kek
         rows = [(sid, version, wrap_data_key(kek, sid, key), now) for sid, key in keys.items()]
         if rows:
