@@ -210,8 +210,7 @@ def seed_demo_logs(log_root: Path, files: list[LoadedFile]) -> int:
     written = 0
     for loaded in files:
         for location in loaded.content.server_logs:
-            directory = Path(location.directory)
-            directory = directory if directory.is_absolute() else Path(log_root) / directory
+            directory = location.path(log_root)
             directory.mkdir(parents=True, exist_ok=True)
             for name, first_day, last_day in DEMO_LOG_FILES:
                 path = directory / name

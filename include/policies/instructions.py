@@ -48,6 +48,15 @@ class LogAction(StrEnum):
     drop = "drop"  # the whole line
 
 
+def _checked_by(parse, value: str) -> str:
+    """Run the core's parser as a pydantic check: its InvalidInput becomes the field's error."""
+    try:
+        parse(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,11 +73,7 @@ class InstructionEntry(_Strict):
     @field_validator("retention")
     @classmethod
     def _rule(cls, value: str) -> str:
-        try:
-            RetentionRule.parse(value)
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return _checked_by(RetentionRule.parse, value)
 
     @model_validator(mode="after")
     def _log_action_for_logs(self) -> InstructionEntry:
@@ -82,6 +87,10 @@ class ServerLogLocation(_Strict):
     directory: str = Field(min_length=1, description="relative to the server-log root, or absolute")
     pattern: str = Field(default="access.log*", min_length=1)
 
+    def path(self, log_root: Path) -> Path:
+        directory = Path(self.directory)
+        return directory if directory.is_absolute() else Path(log_root) / directory
+
 
 class InstructionFile(_Strict):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -92,11 +101,7 @@ class InstructionFile(_Strict):
     @field_validator("financial_year_end")
     @classmethod
     def _year_end(cls, value: str) -> str:
-        try:
-            FinancialYearEnd.parse(value)
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return _checked_by(FinancialYearEnd.parse, value)
 
     @model_validator(mode="after")
     def _one_per_day(self) -> InstructionFile:

@@ -10,7 +10,7 @@ request (DPA 2018 s.173). The enquiry rule belongs to the enquiry purge; server 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, func, select
@@ -33,10 +33,9 @@ def expired(instr: Instruction, as_of: datetime) -> ColumnElement[bool] | None:
     rule = instr.retention
     if not rule.scheduled:
         return None
-    last_day = rule.last_expired_day(as_of, instr.year_end)
     column = record.c[rule.column]
-    boundary = (column <= last_day if rule.column == "relates_to"
-                else column < datetime.combine(last_day + timedelta(days=1), time(), UTC))
+    boundary = (column <= rule.last_expired_day(as_of, instr.year_end) if rule.column == "relates_to"
+                else column < rule.cutoff(as_of, instr.year_end))
     return and_(record.c.controller_id == instr.controller_id, record.c.category == instr.category,
                 boundary)
 
@@ -73,18 +72,18 @@ class SweepReport:
                 "by_category": [asdict(o) for o in self.outcomes]}
 
 
-def _check(as_of: datetime, batch_size: int) -> None:
+def _check_as_of(as_of: datetime) -> None:
     if not isinstance(as_of, datetime) or as_of.tzinfo is None:
         raise InvalidInput("as_of must be a time with its zone (UTC)")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a positive whole number, got {batch_size!r}")
 
 
 def sweep_expired(vault: Vault, *, controller_id: str, as_of: datetime, actor: str,
                   batch_size: int = 1000, dry_run: bool = False,
                   book: InstructionBook | None = None) -> SweepReport:
     """Delete one controller's expired records, one transaction per batch; idempotent."""
-    _check(as_of, batch_size)
+    _check_as_of(as_of)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive whole number, got {batch_size!r}")
     book = book or InstructionBook.load(vault)
     report = SweepReport(as_of=as_of.isoformat(), dry_run=dry_run)
     with vault.engine.connect() as conn:
@@ -185,10 +184,7 @@ def retention_report(vault: Vault, *, as_of: datetime,
                         value = date.fromisoformat(value)
                     if isinstance(value, datetime):
                         value = value.date()
-                    end = None if value is None else (
-                        rule.end_for(value, instr.year_end) if rule.scheduled
-                        else datetime.combine(value, time(), UTC))
-                    key = end.date() if end else None
+                    key = None if value is None else rule.end_of_day(value, instr.year_end).date()
                     cohorts[key] = cohorts.get(key, 0) + n
             held_count = conn.execute(select(func.count()).select_from(record).where(
                 record.c.controller_id == controller_id, record.c.category == category,
@@ -225,19 +221,16 @@ def sweep_server_logs(vault: Vault, *, controller_id: str, locations: list[Serve
                       log_root: Path, as_of: datetime, actor: str,
                       book: InstructionBook | None = None) -> LogSweepReport:
     """Anonymise or drop one controller's log lines older than its instruction's limit."""
-    _check(as_of, 1)
+    _check_as_of(as_of)
     book = book or InstructionBook.load(vault)
     report = LogSweepReport(controller_id, as_of.isoformat())
     instr = book.in_effect(controller_id, "server_log", as_of)
     if instr is None or not locations:
         return report
-    last_day = instr.retention.last_expired_day(as_of, instr.year_end)
-    cutoff = datetime.combine(last_day + timedelta(days=1), time(), UTC)
+    cutoff = instr.retention.cutoff(as_of, instr.year_end)
     report.rule, report.action, report.cutoff = instr.retention.text, instr.log_action, cutoff.isoformat()
     for location in locations:
-        directory = Path(location.directory)
-        directory = directory if directory.is_absolute() else log_root / directory
-        done = apply_to_directory(directory, location.pattern, cutoff=cutoff, action=instr.log_action)
+        done = apply_to_directory(location.path(log_root), location.pattern, cutoff=cutoff, action=instr.log_action)
         report.locations.append({"directory": location.directory, "files": len(done.files),
                                  "files_rewritten": done.files_rewritten,
                                  "lines_changed": done.lines_changed,

@@ -34,6 +34,11 @@ ENQUIRY_CLOSED = "until the enquiry is closed"
 _PERIOD = re.compile(r"^(?P<amount>\d{1,3}) (?P<unit>day|week|month|year)s? (?:from|after) (?P<anchor>.+)$")
 
 
+def start_of(day: date) -> datetime:
+    """00:00 UTC of the day."""
+    return datetime.combine(day, time(), UTC)
+
+
 @dataclass(frozen=True)
 class FinancialYearEnd:
     month: int = 3
@@ -99,7 +104,12 @@ class RetentionRule:
         if self.anchor == "financial_year_end":
             anchor_day = year_end.year_end_of(anchor_day)
         last_kept = anchor_day + self._period()
-        return datetime.combine(last_kept + timedelta(days=1), time(), UTC)
+        return start_of(last_kept + timedelta(days=1))
+
+    def end_of_day(self, day: date, year_end: FinancialYearEnd) -> datetime:
+        """The end of a record whose rule's column holds `day` (for the enquiry rule, the day it
+        closed: the enquiry purge deletes it then)."""
+        return self.end_for(day, year_end) if self.scheduled else start_of(day)
 
     def end(self, *, created_at: datetime | None, relates_to: date | None,
             outcome_at: datetime | None, year_end: FinancialYearEnd) -> datetime | None:
@@ -110,9 +120,7 @@ class RetentionRule:
             return None
         if isinstance(value, datetime):
             value = value.astimezone(UTC).date()
-        if not self.scheduled:
-            return datetime.combine(value, time(), UTC)
-        return self.end_for(value, year_end)
+        return self.end_of_day(value, year_end)
 
     def last_expired_day(self, as_of: datetime, year_end: FinancialYearEnd) -> date:
         """The latest date in the rule's column whose records have expired by `as_of`.
@@ -129,3 +137,7 @@ class RetentionRule:
             else:
                 high = middle
         return low
+
+    def cutoff(self, as_of: datetime, year_end: FinancialYearEnd) -> datetime:
+        """Records (and log lines) from before this instant have expired by `as_of`."""
+        return start_of(self.last_expired_day(as_of, year_end) + timedelta(days=1))
