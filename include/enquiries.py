@@ -142,10 +142,11 @@ def purge_closed_enquiries(vault: Vault, *, now: datetime, actor: str, batch_siz
                                                            under_open_request(record))).scalar_one()
     batches, erased = run_in_batches(
         vault, dry_run=dry_run,
-        next_batch=lambda conn, last_id: list(conn.execute(
+        next_batch=lambda conn, last_id: conn.execute(
             purgeable_enquiries(now).where(record.c.id > last_id)
-            .order_by(record.c.id).limit(batch_size)).scalars()),
-        apply_batch=lambda conn, ids: _purge_batch(vault, conn, ids, report, now, actor, dry_run))
+            .order_by(record.c.id).limit(batch_size)).all(),
+        apply_batch=lambda conn, rows: _purge_batch(vault, conn, [r.id for r in rows], report, now, actor,
+                                                    dry_run))
     report.batches = batches
     report.erased_subject_ids = erased
     report.subjects_erased = len(erased)

@@ -99,18 +99,15 @@ def sweep_expired(vault: Vault, *, controller_id: str, as_of: datetime, actor: s
             continue
         outcome = CategoryOutcome(controller_id, category, instr.retention.text, instr.given_on.isoformat())
         deletable = and_(condition, ~held(record, as_of), ~under_open_request(record))
-        subject_of: dict[str, str] = {}
 
-        def next_batch(conn, last_id, deletable=deletable, subject_of=subject_of):
-            rows = conn.execute(select(record.c.id, record.c.subject_id)
+        def next_batch(conn, last_id, deletable=deletable):
+            return conn.execute(select(record.c.id, record.c.subject_id)
                                 .where(deletable, record.c.id > last_id)
                                 .order_by(record.c.id).limit(batch_size)).all()
-            subject_of.clear()
-            subject_of.update(rows)
-            return [r.id for r in rows]
 
-        def apply(conn, ids, outcome=outcome, subject_of=subject_of):
-            done = delete_records(conn, ids, at=as_of, subject_ids=set(subject_of.values()))
+        def apply(conn, rows, outcome=outcome):
+            done = delete_records(conn, [r.id for r in rows], at=as_of,
+                                  subject_ids={r.subject_id for r in rows})
             outcome.deleted += done.records
             if not dry_run:
                 vault.audit.append(conn, at=as_of, actor=actor, action="retention.batch_deleted",

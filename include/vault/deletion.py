@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, Row, and_, delete, select, update
 
 from include.vault.keystore import chunks
 from include.vault.schema import data_subject, record, record_field
@@ -51,11 +51,12 @@ def delete_records(conn: Connection, record_ids: Sequence[str], *, at: datetime,
     return DeletedRecords(deleted, erased)
 
 
-def run_in_batches(vault: Vault, *, next_batch: Callable[[Connection, str], list[str]],
-                   apply_batch: Callable[[Connection, list[str]], list[str]],
+def run_in_batches(vault: Vault, *, next_batch: Callable[[Connection, str], Sequence[Row]],
+                   apply_batch: Callable[[Connection, Sequence[Row]], list[str]],
                    dry_run: bool) -> tuple[int, list[str]]:
-    """Repeat next_batch (ids after the last one seen, in id order) and apply_batch (returns the
-    subjects to shred) until no ids are left. Returns the batch count and every shredded subject."""
+    """Repeat next_batch (rows after the last id seen, in id order, the id first in each row) and
+    apply_batch (returns the subjects to shred) until no rows are left. Returns the batch count and
+    every shredded subject."""
     last_id = ""
     batches = 0
     shredded: list[str] = []
@@ -63,11 +64,11 @@ def run_in_batches(vault: Vault, *, next_batch: Callable[[Connection, str], list
         with vault.engine.connect() as conn:
             transaction = conn.begin()
             try:
-                ids = next_batch(conn, last_id)
-                if not ids:
+                rows = next_batch(conn, last_id)
+                if not rows:
                     transaction.rollback()
                     return batches, shredded
-                erased = apply_batch(conn, ids)
+                erased = apply_batch(conn, rows)
                 if dry_run:
                     transaction.rollback()
                 else:
@@ -79,4 +80,4 @@ def run_in_batches(vault: Vault, *, next_batch: Callable[[Connection, str], list
                 raise
         batches += 1
         shredded.extend(erased)
-        last_id = ids[-1]
+        last_id = rows[-1][0]
