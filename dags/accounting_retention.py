@@ -15,27 +15,21 @@ request (DPA 2018 s.173). **Backfill**: a run for a past day applies the instruc
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
-from gdpr.defaults import DEFAULT_ARGS
+from gdpr.defaults import DAG_DEFAULTS, dry_run_param
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.retention import InstructionsOperator, RetentionReportOperator, RetentionSweepOperator
 
 with DAG(
     dag_id="accounting_retention",
     schedule=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
     tags=["gdpr", "retention"],
     doc_md=__doc__,
     render_template_as_native_obj=True,
     params={
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Report what would be deleted; delete nothing."),
+        "dry_run": dry_run_param(),
         "batch_size": Param(1000, type="integer", minimum=1, maximum=50_000, title="Batch size",
                             description="Records deleted per transaction."),
     },

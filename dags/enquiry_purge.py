@@ -16,12 +16,10 @@ transaction.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
 
 from gdpr.assets import ENQUIRY_OUTCOMES
-from gdpr.defaults import DEFAULT_ARGS
+from gdpr.defaults import DAG_DEFAULTS, dry_run_param
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
 
@@ -30,16 +28,12 @@ with DAG(
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[ENQUIRY_OUTCOMES]
     ),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
     tags=["gdpr", "retention", "enquiries"],
     doc_md=__doc__,
     render_template_as_native_obj=True,
     params={
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Report what would be deleted; delete nothing."),
+        "dry_run": dry_run_param(),
         "batch_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Batch size",
                             description="Enquiries deleted per transaction."),
     },

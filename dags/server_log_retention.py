@@ -10,21 +10,16 @@ the new one, never half of one, and the next run finishes the work.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from airflow.sdk import DAG, CronTriggerTimetable
 
-from gdpr.defaults import DEFAULT_ARGS
+from gdpr.defaults import DAG_DEFAULTS
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.retention import InstructionsOperator, ServerLogRetentionOperator
 
 with DAG(
     dag_id="server_log_retention",
     schedule=CronTriggerTimetable("15 3 * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
     tags=["gdpr", "retention", "server-logs"],
     doc_md=__doc__,
 ) as dag:
