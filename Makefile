@@ -14,6 +14,9 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 export GDPR_VAULT_URL ?= sqlite:///$(CURDIR)/var/vault.db
 export GDPR_KEYRING_PATH ?= $(CURDIR)/var/keyring/keyring.json
+# The demo client shop (Fenland Cycles), a store the data map reaches by this Airflow connection.
+SHOP_URL := sqlite:///$(CURDIR)/var/shop/fenland-shop.db
+export AIRFLOW_CONN_FENLAND_SHOP ?= {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": "$(SHOP_URL)"}}
 
 .PHONY: install init run test bench clean
 
@@ -31,7 +34,8 @@ init: install
 	$(BIN)/airflow db migrate > /dev/null
 	$(BIN)/gdpr-admin keyring init --if-missing
 	$(BIN)/gdpr-admin vault init
-	$(BIN)/gdpr-admin demo seed
+	mkdir -p var/shop
+	$(BIN)/gdpr-admin demo seed --shop-url "$(SHOP_URL)"
 	$(BIN)/airflow connections get gdpr_vault_default > /dev/null 2>&1 || \
 	  $(BIN)/airflow connections add gdpr_vault_default --conn-json "$$($(BIN)/gdpr-admin vault connection-json)"
 

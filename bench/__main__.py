@@ -1,4 +1,4 @@
-"""`python -m bench`: run the three benchmarks once and print each goal next to its figure.
+"""`python -m bench`: run the benchmarks once and print each goal next to its figure.
 
 Sizes come from flags, else from BENCH_* environment variables, else the defaults below;
 --quick shrinks every default for a smoke run (explicit flags and variables still win).
@@ -13,20 +13,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import field_crypto, ingest, lookup, retention
+from bench import dsar, field_crypto, ingest, lookup, retention
 from bench.common import heading, machine_lines, out, peak_rss_mib, verdict
 
 FULL = {"records": 1_000_000, "sqlite_records": 100_000, "pg_records": 50_000, "lookups": 200,
         "repeat": 5, "chunk": 10_000, "breakdown_records": 10_000, "retention_records": 1_000_000,
-        "log_mb": 200, "delete_batch": 5000}
+        "log_mb": 200, "delete_batch": 5000, "dsar_records": 1_000_000, "dsar_customers": 100_000,
+        "dsar_log_mb": 1024}
 QUICK = {"records": 20_000, "sqlite_records": 10_000, "pg_records": 5_000, "lookups": 50,
          "repeat": 3, "chunk": 5_000, "breakdown_records": 5_000, "retention_records": 20_000,
-         "log_mb": 20, "delete_batch": 5000}
+         "log_mb": 20, "delete_batch": 5000, "dsar_records": 20_000, "dsar_customers": 5_000, "dsar_log_mb": 50}
 ENV = {"records": "BENCH_RECORDS", "sqlite_records": "BENCH_SQLITE_RECORDS",
        "pg_records": "BENCH_PG_RECORDS", "lookups": "BENCH_LOOKUPS", "repeat": "BENCH_REPEAT",
        "chunk": "BENCH_CHUNK", "breakdown_records": "BENCH_BREAKDOWN_RECORDS",
        "retention_records": "BENCH_RETENTION_RECORDS", "log_mb": "BENCH_LOG_MB",
-       "delete_batch": "BENCH_DELETE_BATCH"}
+       "delete_batch": "BENCH_DELETE_BATCH", "dsar_records": "BENCH_DSAR_RECORDS",
+       "dsar_customers": "BENCH_DSAR_CUSTOMERS", "dsar_log_mb": "BENCH_DSAR_LOG_MB"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,8 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pg-admin-db", default=os.environ.get("BENCH_PG_ADMIN_DB", "test"),
                    help="database to connect to for CREATE/DROP DATABASE (default test)")
     p.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
-    p.add_argument("--only", choices=("1", "2", "3", "4", "5"), action="append",
-                   help="run only these goals (repeatable); default all")
+    p.add_argument("--dsar-records", type=int, help=f"vault records for goals 6-7 (default "
+                                                    f"{FULL['dsar_records']:,}; env BENCH_DSAR_RECORDS)")
+    p.add_argument("--dsar-customers", type=int, help=f"shop customers for goals 6-7, 10 orders each (default "
+                                                      f"{FULL['dsar_customers']:,}; env BENCH_DSAR_CUSTOMERS)")
+    p.add_argument("--dsar-log-mb", type=int, help=f"MB of server logs for goals 6-7 (default "
+                                                   f"{FULL['dsar_log_mb']:,}; env BENCH_DSAR_LOG_MB)")
+    p.add_argument("--only", choices=("1", "2", "3", "4", "5", "6"), action="append",
+                   help="run only these goals (repeatable; 6 runs goals 6 and 7); default all")
     p.add_argument("--seed", type=int, default=20240501, help="seed of the lookup targets")
     p.add_argument("--workdir", type=Path, default=os.environ.get("BENCH_WORKDIR"),
                    help="parent of the temporary directory (default the system temp dir)")
@@ -88,7 +96,7 @@ def _resolve(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _resolve(args)
-    goals = set(args.only or ("1", "2", "3", "4", "5"))
+    goals = set(args.only or ("1", "2", "3", "4", "5", "6"))
     started = time.perf_counter()
 
     out("GDPR vault benchmarks" + (" (QUICK smoke run: sizes are not the goals' sizes)" if args.quick else ""))
@@ -131,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results[5] = retention.run_logs(workdir, megabytes=sizes["log_mb"])
             walls[5] = time.perf_counter() - t0
+        if "6" in goals:
+            t0 = time.perf_counter()
+            results[6] = None if pg is None else dsar.run(
+                workdir, pg, vault_records=sizes["dsar_records"], customers_count=sizes["dsar_customers"],
+                log_mb=sizes["dsar_log_mb"])
+            walls[6] = time.perf_counter() - t0
 
     heading("Summary")
     if 1 in results:
@@ -158,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         r = results[5]
         out(f"{'goal 5  log anonymisation >= 0.3x grep -c':<52}: {r['ratio']:.3f}x ({r['anon_mbs']:,.0f} vs "
             f"{r['grep_mbs']:,.0f} MB/s)  {verdict(r['met'])}")
+    if 6 in results:
+        r = results[6]
+        out(f"{'goal 6  one person across all stores, core < 5 s':<52}: "
+            + (f"{r['core_s']:.2f} s  {verdict(r['met_core'])}" if r else "skipped (no PostgreSQL)"))
+        out(f"{'goal 7  the same through airflow dags test < 60 s':<52}: "
+            + (f"{r['airflow_s']:.1f} s  {verdict(r['met_airflow'])}" if r else "skipped (no PostgreSQL)"))
     out(f"total wall time {time.perf_counter() - started:.0f} s ("
         + ", ".join(f"goal {g} {w:.0f} s" for g, w in walls.items())
         + f"); peak RSS {peak_rss_mib():,.0f} MiB")

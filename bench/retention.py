@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from datetime import UTC, date, datetime
@@ -11,9 +12,9 @@ from sqlalchemy import create_engine, delete, func, select
 
 from bench.common import ACTOR, CONTROLLER, heading, new_vault, out, progress, server_settings, verdict
 from bench.ingest import PgDatabases, PgTarget
-from include.demo import demo_log_lines
+from include.demo_shop import demo_log_lines
 from include.policies.retention import sweep_expired
-from include.serverlogs import apply_to_file
+from include.serverlogs import WORKERS, apply_to_file
 from include.vault.schema import record, record_field
 from include.vault.store import NewRecord, Vault
 
@@ -104,18 +105,23 @@ def run_logs(workdir: Path, *, megabytes: int) -> dict:
     heading(f"Goal 5 - server-log anonymisation against `grep -c` of an IP over the same file "
             f"(goal: at least {GOAL_LOG_RATIO}x grep's MB/s)")
     lines = "".join(demo_log_lines("bench", -400, 0)).encode()
+    data = lines * (megabytes * 2**20 // len(lines) + 1)
     path = workdir / "access.log"
-    path.write_bytes(lines * (megabytes * 2**20 // len(lines) + 1))
+    path.write_bytes(data)
     size = path.stat().st_size / 1e6
     grep_s = min(_timed(["grep", "-c", "203.0.113.9", str(path)]) for _ in range(3))
-    t0 = time.perf_counter()
-    outcome = apply_to_file(path, cutoff=AS_OF, action="anonymise")
-    anon_s = time.perf_counter() - t0
+    anon_s = float("inf")
+    for _ in range(3):  # best of 3, as for grep; each on the original file
+        path.write_bytes(data)
+        os.sync()  # the input's own write-back is not part of the anonymisation
+        t0 = time.perf_counter()
+        outcome = apply_to_file(path, cutoff=AS_OF, action="anonymise")
+        anon_s = min(anon_s, time.perf_counter() - t0)
     ratio = (size / anon_s) / (size / grep_s)
     out(f"file: {size:,.0f} MB of combined-format lines, every one older than the limit")
     out(f"grep -c      : {size / grep_s:,.0f} MB/s (best of 3, file in the page cache)")
-    out(f"anonymise    : {size / anon_s:,.0f} MB/s ({outcome.lines_changed:,} lines changed, file replaced "
-        f"atomically)")
+    out(f"anonymise    : {size / anon_s:,.0f} MB/s (best of 3; {outcome.lines_changed:,} lines changed, file "
+        f"replaced atomically and synced; {WORKERS} blocks at a time)")
     out(f"RESULT goal 5: {ratio:.3f}x grep vs goal >= {GOAL_LOG_RATIO}x: {verdict(ratio >= GOAL_LOG_RATIO)}")
     return {"anon_mbs": size / anon_s, "grep_mbs": size / grep_s, "ratio": ratio, "met": ratio >= GOAL_LOG_RATIO}
 

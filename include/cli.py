@@ -1,5 +1,5 @@
 """gdpr-admin: what is not a workflow. Keyring, vault set-up, audit verification, demo data,
-recording an enquiry's outcome, legal holds.
+recording an enquiry's outcome, legal holds, importing requests, opening access packages.
 
 Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/settings.py). Prints
 opaque ids and counts, never personal data. Exit status: 0 done, 1 refused or failed (the message
@@ -12,21 +12,27 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreachable
 from include.audit import AuditLog
 from include.clock import utcnow
 from include.crypto.keyring import create_keyring, load_keyring
-from include.demo import DEMO_INSTRUCTIONS, seed_demo, seed_demo_logs
+from include.demo import DEMO_INSTRUCTIONS, seed_demo
+from include.demo_shop import seed_demo_logs, seed_shop
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
-from include.errors import GdprError
+from include.errors import GdprError, InvalidInput
+from include.files import write_atomically
 from include.policies.holds import lift_hold, place_hold
 from include.policies.instructions import InstructionBook, load_instruction_dir, record_instructions
+from include.requests.importer import import_requests
+from include.requests.package import open_sealed, package_secret
+from include.requests.register import get_request, requests_received
 from include.settings import VaultSettings, WorkflowSettings
+from include.vault.db import display_url
 from include.vault.rotation import rotate_kek
 from include.vault.schema import record
 from include.vault.store import Vault
@@ -117,6 +123,50 @@ def cmd_demo_seed(args) -> int:
     if workflow.instructions_dir.resolve() == DEMO_INSTRUCTIONS.resolve():
         logs = seed_demo_logs(workflow.server_log_root, load_instruction_dir(workflow.instructions_dir))
         print(f"demo server logs: {logs} file(s) written under {workflow.server_log_root}")
+    if args.shop_url:
+        engine = create_engine(args.shop_url)
+        rows = seed_shop(engine)
+        engine.dispose()
+        print(f"demo shop: {rows} rows loaded into {display_url(args.shop_url)}")
+    return 0
+
+
+def cmd_request_import(args) -> int:
+    with _open() as vault:
+        result = import_requests(vault, args.file, actor=_actor(), at=utcnow())
+    print(f"{result.rows} request(s) in {args.file}: {len(set(result.request_ids))} registered or already there")
+    return 0
+
+
+def cmd_request_list(args) -> int:
+    with _open() as vault:
+        ids = requests_received(vault, date.min, date.max, kind=args.kind, open_only=args.open)
+        for request in (get_request(vault, request_id) for request_id in ids):
+            if args.controller and request.controller_id != args.controller:
+                continue
+            print(f"{request.id}  {request.controller_id:<18} {request.kind:<8} {request.status:<11} "
+                  f"received {request.received_on}  due {request.due_on}  {request.reference or ''}")
+    return 0
+
+
+def cmd_package_secret(args) -> int:
+    with _open() as vault:
+        print(package_secret(args.file.read_bytes(), vault.keyring))
+    return 0
+
+
+def cmd_package_open(args) -> int:
+    sealed = args.file.read_bytes()
+    if args.secret_file:
+        files = open_sealed(sealed, secret=args.secret_file.read_text())
+    else:
+        files = open_sealed(sealed, keyring=load_keyring(_settings().keyring_path))
+    for name, content in files.items():
+        target = (args.out / name).resolve()
+        if not target.is_relative_to(args.out.resolve()):
+            raise InvalidInput(f"the package names a file outside {args.out}: {name}")
+        write_atomically(target, content, mode=0o600)
+    print(f"{len(files)} file(s) written under {args.out}; start with report.html")
     return 0
 
 
@@ -240,7 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = groups.add_parser("demo", help="the embedded demo data")
     dcmds = demo.add_subparsers(dest="command", required=True)
-    command(dcmds, "seed", cmd_demo_seed, "load the synthetic demo once (kept if present)")
+    seed = command(dcmds, "seed", cmd_demo_seed, "load the synthetic demo once (kept if present)")
+    seed.add_argument("--shop-url", help="also load the demo client shop into this SQLAlchemy URL")
+
+    request = groups.add_parser("request", help="data subjects' requests")
+    rcmds = request.add_subparsers(dest="command", required=True)
+    imported = command(rcmds, "import", cmd_request_import,
+                       "register requests from a CSV file with their received dates (idempotent)")
+    imported.add_argument("file", type=Path)
+    listed = command(rcmds, "list", cmd_request_list, "requests with their status and due dates")
+    listed.add_argument("--controller")
+    listed.add_argument("--kind", default="access")
+    listed.add_argument("--open", action="store_true", help="only requests still open")
+
+    package = groups.add_parser("package", help="sealed access packages")
+    pcmds = package.add_subparsers(dest="command", required=True)
+    secret = command(pcmds, "secret", cmd_package_secret,
+                     "the secret that opens a package, to send the controller apart from it")
+    secret.add_argument("file", type=Path)
+    opened = command(pcmds, "open", cmd_package_open, "decrypt a package into a directory")
+    opened.add_argument("file", type=Path)
+    opened.add_argument("--out", type=Path, required=True)
+    opened.add_argument("--secret-file", type=Path, help="the package's secret; default: the keyring")
 
     instructions = groups.add_parser("instructions", help="controllers' documented instructions")
     icmds = instructions.add_subparsers(dest="command", required=True)

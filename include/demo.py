@@ -6,8 +6,6 @@ person's expected fate under the enquiry purge is part of the demo, for tests an
 
 from __future__ import annotations
 
-import gzip
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +15,9 @@ from faker import Faker
 
 from include.clock import utcnow
 from include.enquiries import ENQUIRY, QUOTE, record_outcome
+from include.paths import DEFAULT_INSTRUCTIONS_DIR
 from include.policies.holds import place_hold
-from include.files import write_atomically
-from include.policies.instructions import LoadedFile, load_instruction_dir, record_instructions
+from include.policies.instructions import load_instruction_dir, record_instructions
 from include.requests.register import register_request
 from include.vault.store import NewRecord, Vault
 
@@ -51,7 +49,7 @@ PROSPECT_PLAN = (
 CLIENTS_PER_CONTROLLER = 4
 OLD_INVOICE_YEARS_BACK = 8  # September 2018 and earlier: financial years ended by 31 March 2019
 OLD_INVOICE_POSITION = 4  # a client's records: the client record, then invoices 0, 1, 2 and old
-DEMO_INSTRUCTIONS = Path(__file__).resolve().parent / "config" / "instructions"
+DEMO_INSTRUCTIONS = DEFAULT_INSTRUCTIONS_DIR
 CONTACTS_PER_CONTROLLER = 3
 PURPOSES = {
     ENQUIRY: "answering the enquiry",
@@ -179,45 +177,3 @@ def seed_demo(vault: Vault, instructions_dir: Path = DEMO_INSTRUCTIONS) -> SeedR
     with vault.engine.begin() as conn:
         vault.set_meta(conn, "demo_seeded", EPOCH.date().isoformat())
     return SeedResult(seeded=True, controllers=len(CONTROLLERS), records=records)
-
-
-# Rotated like logrotate leaves them: days from EPOCH covered by each file, newest first.
-DEMO_LOG_FILES = (("access.log", 50, 80), ("access.log.1", 20, 50), ("access.log.2.gz", -60, 20))
-_PATHS = ("/", "/shop", "/shop/basket", "/contact", "/quote", "/blog/spring-offers", "/account/orders")
-_AGENTS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/131.0",
-           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1",
-           "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0")
-
-
-def demo_log_lines(controller_id: str, first_day: int, last_day: int) -> list[str]:
-    """Combined-format lines, in time order, from clients of the demo shops (synthetic addresses)."""
-    rng = random.Random(f"{SEED}/{controller_id}/{first_day}")
-    lines = []
-    for day in range(first_day, last_day):
-        start = EPOCH.replace(hour=0) + timedelta(days=day)
-        for second in sorted(rng.sample(range(86_400), 12)):
-            when = start + timedelta(seconds=second)
-            host = (f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-                    if rng.random() < 0.85 else
-                    f"2001:db8:{rng.randint(0, 0xffff):x}:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}")
-            lines.append(f'{host} - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET {rng.choice(_PATHS)} HTTP/1.1" '
-                         f'200 {rng.randint(200, 90_000)} "-" "{rng.choice(_AGENTS)}"\n')
-    return lines
-
-
-def seed_demo_logs(log_root: Path, files: list[LoadedFile]) -> int:
-    """Write each demo controller's server logs where its instructions say; existing files stay."""
-    written = 0
-    for loaded in files:
-        for location in loaded.content.server_logs:
-            directory = location.path(log_root)
-            directory.mkdir(parents=True, exist_ok=True)
-            for name, first_day, last_day in DEMO_LOG_FILES:
-                path = directory / name
-                if path.exists():
-                    continue
-                data = "".join(demo_log_lines(loaded.content.controller, first_day, last_day)).encode()
-                write_atomically(path, gzip.compress(data, mtime=0) if name.endswith(".gz") else data,
-                                 mode=0o640)
-                written += 1
-    return written

@@ -27,3 +27,7 @@ class InvalidInput(GdprError):
 
 class AuditError(GdprError):
     """The audit log refused an event, or its chain does not verify."""
+
+
+class StoreUnavailable(GdprError):
+    """A store cannot be reached or read now; a search that needs it must be retried, never cut short."""

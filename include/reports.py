@@ -1,7 +1,8 @@
 """Reports for people: CSV through pandas, HTML through Jinja2 templates, JSON for machines.
 
-Reports hold counts, rules, dates and opaque ids, never personal data. Each file is written
-atomically, so a reader never sees half a report.
+Reports hold counts, rules, dates and opaque ids, never personal data (an access package, which
+does, renders its files in memory and encrypts them before anything is written). Each file is
+written atomically, so a reader never sees half a report.
 """
 
 from __future__ import annotations
@@ -20,18 +21,32 @@ _templates = Environment(loader=PackageLoader("include", "templates"), undefined
                          autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
 
 
-def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+def csv_bytes(rows: Sequence[dict], columns: Sequence[str] | None = None) -> bytes:
+    """Rows as CSV; nested values (a JSON column) become one column per leaf."""
     buffer = io.StringIO()
-    pd.DataFrame(list(rows), columns=list(columns)).to_csv(buffer, index=False)
-    write_atomically(path, buffer.getvalue().encode(), mode=0o640)
+    frame = pd.json_normalize(list(rows)) if columns is None else pd.DataFrame(list(rows), columns=list(columns))
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def json_bytes(data: object) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode()
+
+
+def html_bytes(template: str, **context) -> bytes:
+    return _templates.get_template(template).render(**context).encode()
+
+
+def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+    write_atomically(path, csv_bytes(rows, columns), mode=0o640)
     return path
 
 
 def write_json(path: Path, data: object) -> Path:
-    write_atomically(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode(), mode=0o640)
+    write_atomically(path, json_bytes(data), mode=0o640)
     return path
 
 
 def write_html(path: Path, template: str, **context) -> Path:
-    write_atomically(path, _templates.get_template(template).render(**context).encode(), mode=0o640)
+    write_atomically(path, html_bytes(template, **context), mode=0o640)
     return path

@@ -8,8 +8,8 @@ truncates IPv4 to its /24 and IPv6 to its /48 (a host name, which may name a per
 so a crash leaves the old file or the new one, never half of one.
 
 Lines are assumed to be in time order give or take a day (servers log a request when it ends). Most
-of a file is then handled a block at a time by regular expressions; only blocks that straddle the
-limit are read line by line. A line whose time cannot be read is treated as old: when in doubt the
+of a file is then handled a block at a time, blocks in parallel, by Arrow's regular expressions;
+only blocks that straddle the limit are read line by line. A line whose time cannot be read is treated as old: when in doubt the
 address goes.
 """
 
@@ -18,22 +18,41 @@ from __future__ import annotations
 import functools
 import gzip
 import ipaddress
+import os
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.errors import InvalidInput
 from include.files import remove_stale_temporaries, replacing
 
 BLOCK_BYTES = 8 * 2**20
+_PEEK = 4096  # bytes read at a block's ends to find its first and last lines' times
+WORKERS = os.cpu_count() or 1  # blocks are anonymised in parallel: Arrow's kernels release the GIL
 DISORDER = timedelta(days=1)
 MONTHS = {m: i for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"), 1)}
 _TIME = re.compile(rb"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\]")
 _IPV4_HOST = re.compile(rb"(?m)^(\d{1,3}\.\d{1,3}\.\d{1,3})\.(?!0 )\d{1,3}(?= )")
 _OTHER_HOST = re.compile(rb"(?m)^(?!\d{1,3}\.\d{1,3}\.\d{1,3}\.0 )(?!- )[^ \n]+(?= )")
+# The same rules in RE2's syntax, for Arrow. An IPv6 address whose first three groups are written
+# in lower case without leading zeros, none of them zero, has "g1:g2:g3::" as its /48: _ARROW_IPV6
+# matches those, and _ARROW_IPV6_CUT cuts them there.
+_ARROW_IPV4 = r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3} "
+_ARROW_IPV4_DONE = r"^(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.0|-) "
+_G = "[1-9a-f][0-9a-f]{0,3}"
+_H = "[0-9a-fA-F]{1,4}"
+_ARROW_IPV6 = (rf"^({_G}:{_G}:{_G})(?::{_H}:{_H}:{_H}:{_H}:{_H}|::(?:{_H}(?::{_H}){{0,3}})?"
+               rf"|:{_H}::(?:{_H}(?::{_H}){{0,2}})?|:{_H}:{_H}::(?:{_H}(?::{_H})?)?|:{_H}:{_H}:{_H}::(?:{_H})?) ")
+_ARROW_IPV6_CUT = r"^([^: ]+:[^: ]+:[^: ]+:)[^ ]* "
 ACTIONS = ("anonymise", "drop")
 
 
@@ -61,7 +80,10 @@ def anonymise_host(host: bytes) -> bytes:
 
 
 def _anonymise_block(block: bytes) -> tuple[bytes, int]:
-    """The block with every line's host anonymised, and how many lines that changed."""
+    """The block with every line's host anonymised, and how many lines that changed.
+
+    Line by line in Python's re: for the few lines the bulk path leaves (see _anonymise_lines).
+    """
     block, count = _IPV4_HOST.subn(rb"\1.0", block)
     changed = 0
 
@@ -72,6 +94,48 @@ def _anonymise_block(block: bytes) -> tuple[bytes, int]:
         return new
 
     return _OTHER_HOST.sub(other, block), count + changed
+
+
+def _lines(block: bytes | memoryview) -> pa.LargeBinaryArray:
+    """The block's lines, newlines kept, as an Arrow array over the block's own memory."""
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10) + 1
+    if block[-1:] != b"\n":
+        ends = np.append(ends, len(block))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                            [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+
+
+def _joined(lines: pa.LargeBinaryArray) -> memoryview:
+    offsets = np.frombuffer(lines.buffers()[1], np.int64, count=len(lines) + 1, offset=lines.offset * 8)
+    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+
+
+def _anonymise_lines(block: bytes | memoryview) -> tuple[memoryview, int]:
+    """_anonymise_block's result, computed by Arrow's RE2 kernels, which release the GIL.
+
+    IPv4 hosts, and IPv6 ones whose /48 is three written non-zero groups, are rewritten in bulk;
+    the rest (host names, other IPv6 spellings) go through _anonymise_block line by line.
+    """
+    lines = _lines(block)
+    out = pc.replace_substring_regex(lines, pattern=_ARROW_IPV4, replacement=r"\1.0 ")
+    touched = pc.not_equal(lines, out)
+    changed = pc.sum(touched).as_py() or 0
+    # An untouched line is done if its host is an anonymised IPv4 address or "-".
+    untouched = pc.invert(touched)
+    rest = pc.replace_with_mask(untouched, untouched, pc.invert(pc.match_substring_regex(
+        pc.filter(out, untouched), pattern=_ARROW_IPV4_DONE)))
+    if not pc.any(rest).as_py():
+        return _joined(out), changed
+    others = pc.filter(out, rest)
+    ipv6 = pc.match_substring_regex(others, pattern=_ARROW_IPV6)
+    done = pc.replace_with_mask(others, ipv6, pc.replace_substring_regex(
+        pc.filter(others, ipv6), pattern=_ARROW_IPV6_CUT, replacement=r"\1: "))
+    if pc.any(by_hand := pc.invert(ipv6)).as_py():
+        done = pc.replace_with_mask(done, by_hand, pa.array(
+            [_anonymise_block(line)[0] for line in pc.filter(others, by_hand).to_pylist()], pa.large_binary()))
+    changed += pc.sum(pc.not_equal(others, done)).as_py() or 0
+    return _joined(pc.replace_with_mask(out, rest, done)), changed
 
 
 @dataclass
@@ -86,30 +150,58 @@ class _Unchanged(Exception):
     """Aborts a rewrite that changed nothing, leaving the file untouched."""
 
 
-def _blocks(handle) -> Iterator[bytes]:
+def _blocks(handle) -> Iterator[bytes | memoryview]:
+    """The file in blocks of whole lines, without copying them: a block's cut-off last line is
+    finished as a small block of its own."""
     while block := handle.read(BLOCK_BYTES):
-        if not block.endswith(b"\n"):
-            block += handle.readline()
-        yield block
+        whole = block.rfind(b"\n") + 1
+        if whole:
+            yield memoryview(block)[:whole]
+        if whole < len(block):
+            yield block[whole:] + handle.readline()
+
+
+def _in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterable) -> Iterator[tuple]:
+    """(item, work(item)) in the items' order, with at most two items per worker read ahead."""
+    pending: deque = deque()
+    for item in items:
+        pending.append((item, pool.submit(work, item)))
+        if len(pending) > 2 * WORKERS:
+            item, future = pending.popleft()
+            yield item, future.result()
+    while pending:
+        item, future = pending.popleft()
+        yield item, future.result()
+
+
+def _open_log(path: Path):
+    """The log file for reading, gunzipped if its name ends in .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _first_line(path: Path) -> bytes:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
+    with _open_log(path) as handle:
         return handle.readline()
 
 
-def _process_block(block: bytes, cutoff: datetime, action: str) -> tuple[bytes, int]:
-    first = line_time(block[:block.find(b"\n") + 1 or len(block)])
-    last = line_time(block[block.rfind(b"\n", 0, len(block) - 1) + 1:])
+def _edge_times(block: bytes | memoryview) -> tuple[datetime | None, datetime | None]:
+    """The times of the block's first and last lines (None for a last line too long to find)."""
+    head, tail = bytes(block[:_PEEK]), bytes(block[-_PEEK:])
+    last_start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+    last = line_time(tail[last_start:]) if last_start or len(block) <= _PEEK else None
+    return line_time(head[:head.find(b"\n") + 1 or len(head)]), last
+
+
+def _process_block(block: bytes | memoryview, cutoff: datetime, action: str) -> tuple[bytes | memoryview, int]:
+    first, last = _edge_times(block)
     if first and last and max(first, last) < cutoff - DISORDER:  # all old
         if action == "drop":
-            return b"", block.count(b"\n") + (not block.endswith(b"\n"))
-        return _anonymise_block(block)
+            return b"", int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10)) + (block[-1:] != b"\n")
+        return _anonymise_lines(block)
     if first and last and min(first, last) >= cutoff + DISORDER:  # all young
         return block, 0
     out, changed = [], 0
-    for line in block.splitlines(keepends=True):
+    for line in re.findall(rb"[^\n]*\n|[^\n]+$", bytes(block)):
         when = line_time(line)
         if when is not None and when >= cutoff:
             out.append(line)
@@ -135,12 +227,12 @@ def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
             return outcome
         with replacing(path) as temp:
             sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
-            with (gzip.open(path, "rb") if gz else open(path, "rb")) as source:
-                for block in _blocks(source):
-                    new, changed = _process_block(block, cutoff, action)
+            with _open_log(path) as source, \
+                    ThreadPoolExecutor(WORKERS) as pool:
+                for block, (new, changed) in _in_order(
+                        pool, lambda b: _process_block(b, cutoff, action), _blocks(source)):
                     outcome.lines_changed += changed
-                    if new != block:
-                        outcome.rewritten = True
+                    outcome.rewritten |= changed > 0
                     sink.write(new)
             if gz:
                 sink.close()
@@ -175,3 +267,31 @@ def apply_to_directory(directory: Path, pattern: str, *, cutoff: datetime, actio
     files = [apply_to_file(p, cutoff=cutoff, action=action)
              for p in sorted(directory.glob(pattern)) if p.is_file()]
     return LocationOutcome(str(directory), files, stale)
+
+
+def lines_from_hosts(path: Path, hosts: list[str]) -> Iterator[tuple[str, str]]:
+    """(host, line) for each line of the file whose client address is one of the hosts, in order."""
+    if not hosts:
+        return
+    needles = [(host, b"\n" + host.encode() + b" ") for host in hosts]
+    carry = b"\n"  # every line then starts after a newline
+    try:
+        with _open_log(path) as source:
+            while True:
+                block = source.read(BLOCK_BYTES)
+                data = carry + block
+                whole = data.rfind(b"\n") if block else len(data)
+                hits = []
+                for host, needle in needles:
+                    at = data.find(needle, 0, whole)
+                    while at != -1:
+                        end = data.find(b"\n", at + 1)
+                        hits.append((at, host, data[at + 1:end if end != -1 else len(data)]))
+                        at = data.find(needle, at + 1, whole)
+                for _, host, line in sorted(hits):
+                    yield host, line.decode("utf-8", "replace")
+                if not block:
+                    return
+                carry = data[whole:]
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InvalidInput(f"server log {path} cannot be read: {exc}") from None

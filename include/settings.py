@@ -12,8 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_VAR_DIR
 
 
 class VaultSettings(BaseSettings):
@@ -56,9 +55,15 @@ class WorkflowSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GDPR_", extra="ignore")
 
-    instructions_dir: Path = Field(default=PROJECT_ROOT / "include" / "config" / "instructions",
+    instructions_dir: Path = Field(default=DEFAULT_INSTRUCTIONS_DIR,
                                    description="One YAML file of instructions per controller.")
     server_log_root: Path = Field(default=DEFAULT_VAR_DIR / "server-logs",
                                   description="Root of the controllers' server-log directories.")
     reports_dir: Path = Field(default=DEFAULT_VAR_DIR / "reports",
                               description="Where retention and other reports are written.")
+    datamaps_dir: Path = Field(default=DEFAULT_DATAMAPS_DIR,
+                               description="One YAML data map per client store.")
+    outbox_dir: Path = Field(default=DEFAULT_VAR_DIR / "outbox",
+                             description="Sealed access packages, one folder per controller, for delivery.")
+    work_dir: Path = Field(default=DEFAULT_VAR_DIR / "work",
+                           description="Requests' encrypted intermediate results between tasks.")

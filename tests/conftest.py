@@ -99,6 +99,22 @@ def pytest_sessionfinish(session, exitstatus):
             found.drop()
 
 
+@pytest.fixture
+def airflow_metadata_url():
+    """A fresh PostgreSQL database for the metadata of a real scheduler. With SQLite, one writer at a
+    time, `airflow backfill create` beside a running scheduler can fail with "database is locked"."""
+    databases = server_databases("postgresql")
+    name = f"gdpr_test_{os.getpid()}_airflow"
+    with databases.admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield SERVERS["postgresql"].format(db=name)
+    with databases.admin.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param

@@ -44,3 +44,12 @@ def instruct(vault: Vault, controller_id: str, rules: dict[str, str] | None = No
     rules = rules or {"enquiry": "until the enquiry is closed", "quote": "until the enquiry is closed"}
     record_instructions(vault, [instructions_in_code(controller_id, rules, given_on=given_on)],
                         actor="test", at=datetime(2024, 1, 1, tzinfo=UTC))
+
+
+def client_in_both() -> str:
+    """A demo client of the shop's controller who is also a shop customer, with a note naming another."""
+    from include.demo_shop import SHOP_CONTROLLER, shop_data
+
+    vault_emails = {p.email for p in demo_people() if p.controller_id == SHOP_CONTROLLER}
+    return next(r["email"] for r in shop_data().rows["customers"]
+                if r["email"] in vault_emails and r["id"] % 4 == 0)

@@ -18,18 +18,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import insert, select
 
 from include.errors import InvalidInput, UnknownRecord
 from include.policies.rules import FinancialYearEnd, RetentionRule
 from include.vault.schema import controller, instruction
+from include.yamlfiles import LoadedFile, load_yaml_dir, load_yaml_file
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
-
-MAX_FILE_BYTES = 1_000_000
 
 
 class LegalBasis(StrEnum):
@@ -115,77 +113,13 @@ class InstructionFile(_Strict):
         return self
 
 
-@dataclass(frozen=True)
-class LoadedFile:
-    path: Path
-    content: InstructionFile
-    lines: dict[tuple, int]  # YAML path -> line number, for messages
-
-    def line_of(self, *path) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, 1)
-
-
-def _lines(node: yaml.Node, path: tuple, into: dict[tuple, int]) -> None:
-    into[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            into[(*path, key.value)] = key.start_mark.line + 1
-            _lines(value, (*path, key.value), into)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _lines(item, (*path, index), into)
-
-
-def load_instruction_file(path: Path) -> LoadedFile:
+def load_instruction_file(path: Path) -> LoadedFile[InstructionFile]:
     """Parse and validate one file; InvalidInput names the file, the line and the field."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes")
-    try:
-        text = raw.decode("utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8 text") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.context_mark or exc.problem_mark  # where the broken construct starts
-        raise InvalidInput(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {exc.problem}") from None
-    lines: dict[tuple, int] = {}
-    if node is not None:
-        _lines(node, (), lines)
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}:1: expected a mapping with controller and instructions")
-    try:
-        content = InstructionFile.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        field = ".".join(str(part) for part in loc) or "(file)"
-        message = error["msg"].removeprefix("Value error, ")
-        line = LoadedFile(path, None, lines).line_of(*loc)
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InvalidInput(f"{path}:{line}: {field}: {message}{more}") from None
-    return LoadedFile(path, content, lines)
+    return load_yaml_file(path, InstructionFile, "controller and instructions")
 
 
-def load_instruction_dir(directory: Path) -> list[LoadedFile]:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InvalidInput(f"instructions directory {directory} does not exist")
-    files = [load_instruction_file(p) for p in sorted(directory.glob("*.yaml"))]
-    owners: dict[str, Path] = {}
-    for loaded in files:
-        if loaded.content.controller in owners:
-            raise InvalidInput(f"{loaded.path}:{loaded.line_of('controller')}: controller "
-                               f"'{loaded.content.controller}' already has {owners[loaded.content.controller]}")
-        owners[loaded.content.controller] = loaded.path
-    return files
+def load_instruction_dir(directory: Path) -> list[LoadedFile[InstructionFile]]:
+    return load_yaml_dir(directory, load_instruction_file, what="instructions", key="controller")
 
 
 def instructions_in_code(controller_id: str, rules: dict[str, str], *, given_on: date,

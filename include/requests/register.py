@@ -1,16 +1,23 @@
-"""The register of data subjects' requests (Art. 15-21).
+"""The register of data subjects' requests (Art. 15-21): who asked what of which controller, when
+the clock started, when the answer is due, and how the request ended. Every change is audited.
 
 While a request is open, nothing it covers may be deleted by a scheduled purge (DPA 2018 s.173).
+The identities a request was made with are kept encrypted under the request's own key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, Table, exists, insert, select, update
 
+from include.crypto.envelope import FieldCipher
 from include.errors import InvalidInput, UnknownRecord
-from include.vault.schema import data_subject, rights_request
+from include.identities import NORMALISERS
+from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_date
+from include.vault.schema import controller, data_subject, request_identity, rights_request
 from include.vault.store import Vault, new_id
 
 KINDS = ("access", "rectify", "erase", "restrict", "object")
@@ -24,36 +31,217 @@ def under_open_request(rec: Table) -> ColumnElement[bool]:
                           rights_request.c.status.in_(OPEN_STATUSES))
 
 
-def register_request(vault: Vault, *, controller_id: str, subject_id: str | None, kind: str,
-                     received_on: date, actor: str, at: datetime) -> str:
+@dataclass(frozen=True)
+class Request:
+    id: str
+    controller_id: str
+    subject_id: str | None
+    kind: str
+    status: str
+    reference: str | None
+    received_on: date
+    clock_start: date
+    due_on: date
+    extension_months: int
+    paused_days: int
+    refusal_reason: str | None
+    package: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+def _request(row) -> Request:
+    return Request(row.id, row.controller_id, row.subject_id, row.kind, row.status, row.reference,
+                   row.received_on, row.clock_start, row.due_on, row.extension_months, row.paused_days,
+                   row.refusal_reason, row.package)
+
+
+def _region(conn, controller_id: str) -> str:
+    region = conn.execute(select(controller.c.region).where(controller.c.id == controller_id)).scalar()
+    if region is None:
+        raise UnknownRecord(f"controller '{controller_id}' is not registered in the vault")
+    return region
+
+
+def register_request(vault: Vault, *, controller_id: str, kind: str, received_on: date, actor: str,
+                     at: datetime, subject_id: str | None = None,
+                     identities: Mapping[str, Sequence[str]] | None = None, reference: str | None = None,
+                     identity_verified_on: date | None = None, fee_received_on: date | None = None) -> str:
+    """Register a request and return its id; with a reference already registered for the controller,
+    the existing request's id (an import run twice adds nothing)."""
     if kind not in KINDS:
         raise InvalidInput(f"request kind '{kind}' is not one of {', '.join(KINDS)}")
-    request_id = new_id()
+    given = [(k, NORMALISERS[k](v)) for k, values in (identities or {}).items() if k in NORMALISERS
+             for v in values]
+    if unknown := sorted(set(identities or {}) - set(NORMALISERS)):
+        raise InvalidInput(f"identity kind '{unknown[0]}' is not one of {', '.join(NORMALISERS)}")
+    if subject_id is None and not given:
+        raise InvalidInput("a request needs the subject's id or at least one identity to find them by")
+    if reference is not None and not (0 < len(reference) <= 64):
+        raise InvalidInput("a request's reference is 1 to 64 characters")
+    start = clock_start(received_on, identity_verified_on=identity_verified_on, fee_received_on=fee_received_on)
+    if subject_id is None:  # found at once, so that purges hold off the subject's data from now
+        subject_id = _subject_by_identities(vault, controller_id, given)
     with vault.engine.begin() as conn:
+        if reference is not None and (existing := conn.execute(select(rights_request.c.id).where(
+                rights_request.c.controller_id == controller_id,
+                rights_request.c.reference == reference)).scalar()):
+            return existing
+        due = due_date(start, _region(conn, controller_id))
         if subject_id and not conn.execute(select(data_subject.c.id).where(
                 data_subject.c.id == subject_id, data_subject.c.controller_id == controller_id)).first():
             raise UnknownRecord(f"data subject {subject_id} is not one of controller '{controller_id}'")
+        request_id = new_id()
         conn.execute(insert(rights_request).values(
-            id=request_id, controller_id=controller_id, subject_id=subject_id, kind=kind,
-            status="received", received_on=received_on))
+            id=request_id, controller_id=controller_id, subject_id=subject_id, kind=kind, status="received",
+            reference=reference, received_on=received_on, identity_verified_on=identity_verified_on,
+            fee_received_on=fee_received_on, clock_start=start, due_on=due))
+        if given:
+            cipher = request_cipher(vault, request_id, at)
+            conn.execute(insert(request_identity), [
+                {"request_id": request_id, "position": i, "kind": k,
+                 "ciphertext": cipher.encrypt(request_id, f"{k}#{i}", v)} for i, (k, v) in enumerate(given)])
         vault.audit.append(conn, at=at, actor=actor, action="request.received",
                            controller_id=controller_id, subject_id=subject_id,
-                           details={"request": request_id, "kind": kind,
-                                    "received_on": received_on.isoformat()})
+                           details={"request": request_id, "kind": kind, "received_on": received_on.isoformat(),
+                                    "clock_start": start.isoformat(), "due_on": due.isoformat(),
+                                    "identities": sorted({k for k, _ in given})})
     return request_id
 
 
-def close_request(vault: Vault, request_id: str, *, status: str, actor: str, at: datetime) -> None:
-    if status not in CLOSED_STATUSES:
-        raise InvalidInput(f"a request closes as one of {', '.join(CLOSED_STATUSES)}, not '{status}'")
+def _subject_by_identities(vault: Vault, controller_id: str, given: Sequence[tuple[str, str]]) -> str | None:
+    """The one vault subject the identities lead to, if they lead to exactly one."""
+    found = {sid for kind, value in given if kind in ("email", "phone", "customer_number")
+             for sid in vault.find_subjects(controller_id, kind, value)}
+    return found.pop() if len(found) == 1 else None
+
+
+def request_cipher(vault: Vault, request_id: str, at: datetime) -> FieldCipher:
+    """The cipher of the request's own key (made on first use), for its identities and work files."""
+    if key := vault.keystore.fetch([request_id]).get(request_id):
+        return FieldCipher(key)
+    return FieldCipher(vault.keystore.create([request_id], at)[request_id])
+
+
+def get_request(vault: Vault, request_id: str) -> Request:
+    with vault.engine.connect() as conn:
+        row = conn.execute(select(rights_request).where(rights_request.c.id == request_id)).first()
+    if row is None:
+        raise UnknownRecord(f"request {request_id} does not exist")
+    return _request(row)
+
+
+def request_identities(vault: Vault, request_id: str) -> list[tuple[str, str]]:
+    """(kind, normalised value) the request was made with, decrypted with the request's key."""
+    with vault.engine.connect() as conn:
+        rows = conn.execute(select(request_identity).where(request_identity.c.request_id == request_id)
+                            .order_by(request_identity.c.position)).all()
+    if not rows:
+        return []
+    cipher = vault.ciphers([request_id])[request_id]
+    return [(row.kind, cipher.decrypt(request_id, f"{row.kind}#{row.position}", row.ciphertext)) for row in rows]
+
+
+def requests_received(vault: Vault, start: date, end: date, *, kind: str = "access",
+                      open_only: bool = True) -> list[str]:
+    """Ids of the requests received on days start <= day < end, oldest first."""
+    query = select(rights_request.c.id).where(rights_request.c.kind == kind,
+                                              rights_request.c.received_on >= start,
+                                              rights_request.c.received_on < end)
+    if open_only:
+        query = query.where(rights_request.c.status.in_(OPEN_STATUSES))
+    with vault.engine.connect() as conn:
+        return list(conn.execute(query.order_by(rights_request.c.received_on, rights_request.c.id)).scalars())
+
+
+def _change(vault: Vault, request_id: str, *, action: str, at: datetime, actor: str, details: dict | None = None,
+            check=None, **values) -> Request:
+    """Update an open request, audit the change, and return it as it now is."""
     with vault.engine.begin() as conn:
         row = conn.execute(select(rights_request).where(rights_request.c.id == request_id)).first()
         if row is None:
             raise UnknownRecord(f"request {request_id} does not exist")
         if row.status in CLOSED_STATUSES:
-            return
-        conn.execute(update(rights_request).where(rights_request.c.id == request_id)
-                     .values(status=status, closed_at=at))
-        vault.audit.append(conn, at=at, actor=actor, action=f"request.{status}",
-                           controller_id=row.controller_id, subject_id=row.subject_id,
-                           details={"request": request_id})
+            raise InvalidInput(f"request {request_id} is already {row.status}")
+        if check:
+            values |= check(conn, row)
+        conn.execute(update(rights_request).where(rights_request.c.id == request_id).values(**values))
+        vault.audit.append(conn, at=at, actor=actor, action=f"request.{action}", controller_id=row.controller_id,
+                           subject_id=values.get("subject_id", row.subject_id),
+                           details={"request": request_id, **(details or {})})
+        return _request(conn.execute(select(rights_request).where(rights_request.c.id == request_id)).one())
+
+
+def start_request(vault: Vault, request_id: str, *, subject_id: str | None, actor: str, at: datetime) -> Request:
+    """The request is being worked on; subject_id: the vault subject it was found to be, if any."""
+    return _change(vault, request_id, action="in_progress", at=at, actor=actor, status="in_progress",
+                   subject_id=subject_id)
+
+
+def pause_request(vault: Vault, request_id: str, *, on: date, actor: str, at: datetime) -> Request:
+    """Stop the clock while a clarification is genuinely needed."""
+    return _change(vault, request_id, action="paused", at=at, actor=actor, details={"on": on.isoformat()},
+                   status="paused", paused_on=on)
+
+
+def resume_request(vault: Vault, request_id: str, *, on: date, actor: str, at: datetime) -> Request:
+    """Restart the clock: the paused days move the due date on."""
+    def moved(conn, row) -> dict:
+        if row.status != "paused":
+            raise InvalidInput(f"request {request_id} is not paused")
+        if on < row.paused_on:
+            raise InvalidInput(f"request {request_id} cannot resume before it was paused ({row.paused_on})")
+        paused = row.paused_days + (on - row.paused_on).days
+        return {"paused_days": paused, "due_on": due_date(row.clock_start, _region(conn, row.controller_id),
+                                                          extension_months=row.extension_months,
+                                                          paused_days=paused)}
+    return _change(vault, request_id, action="resumed", at=at, actor=actor, details={"on": on.isoformat()},
+                   check=moved, status="in_progress", paused_on=None)
+
+
+def extend_request(vault: Vault, request_id: str, *, months: int, reason: str, notified_on: date, actor: str,
+                   at: datetime) -> Request:
+    """Extend by up to two further months; the person must be told, with reasons, before the first
+    deadline (Art. 12(3))."""
+    if not reason.strip():
+        raise InvalidInput("an extension needs its reasons")
+
+    def extended(conn, row) -> dict:
+        if not 1 <= months <= MAX_EXTENSION_MONTHS:
+            raise InvalidInput(f"an extension is 1 to {MAX_EXTENSION_MONTHS} further months, not {months}")
+        first_due = due_date(row.clock_start, _region(conn, row.controller_id), paused_days=row.paused_days)
+        if notified_on > first_due:
+            raise InvalidInput(f"the extension notice of {notified_on} comes after the first deadline {first_due}")
+        return {"due_on": due_date(row.clock_start, _region(conn, row.controller_id), extension_months=months,
+                                   paused_days=row.paused_days)}
+    return _change(vault, request_id, action="extended", at=at, actor=actor, check=extended,
+                   details={"months": months, "notified_on": notified_on.isoformat()},
+                   extension_months=months, extension_reason=reason)
+
+
+def complete_request(vault: Vault, request_id: str, *, package: str | None, actor: str, at: datetime) -> Request:
+    return _change(vault, request_id, action="completed", at=at, actor=actor, details={"package": package},
+                   status="completed", package=package, closed_at=at)
+
+
+def refuse_request(vault: Vault, request_id: str, *, reason: str, actor: str, at: datetime) -> Request:
+    """Refuse, with reasons; the response also names the right to complain to the ICO and to seek a
+    judicial remedy (Art. 12(4))."""
+    if not reason.strip():
+        raise InvalidInput("a refusal needs its reasons")
+    return _change(vault, request_id, action="refused", at=at, actor=actor, status="refused",
+                   refusal_reason=reason, closed_at=at)
+
+
+def close_request(vault: Vault, request_id: str, *, status: str, actor: str, at: datetime) -> None:
+    """Close a request that is still open (a second close changes nothing)."""
+    if status not in CLOSED_STATUSES:
+        raise InvalidInput(f"a request closes as one of {', '.join(CLOSED_STATUSES)}, not '{status}'")
+    if not get_request(vault, request_id).is_open:
+        return
+    if status == "completed":
+        complete_request(vault, request_id, package=None, actor=actor, at=at)
+    else:
+        refuse_request(vault, request_id, reason="closed without an answer", actor=actor, at=at)

@@ -132,12 +132,36 @@ rights_request = Table(
     "rights_request", vault_metadata,
     Column("id", ID, primary_key=True),
     Column("controller_id", ForeignKey("controller.id"), nullable=False),
-    Column("subject_id", ID, index=True),
+    Column("subject_id", ID, index=True),  # null until found, and for a person the vault does not hold
     # access, rectify, erase, restrict, object
     Column("kind", String(16), nullable=False),
+    # received, in_progress, paused, completed, refused
     Column("status", String(16), nullable=False),
+    Column("reference", String(64)),  # the controller's own reference: importing twice adds nothing
     Column("received_on", Date, nullable=False),
+    Column("identity_verified_on", Date),
+    Column("fee_received_on", Date),
+    Column("clock_start", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("extension_months", Integer, nullable=False, server_default=text("0")),
+    Column("extension_reason", Text),
+    Column("paused_days", Integer, nullable=False, server_default=text("0")),
+    Column("paused_on", Date),
+    Column("refusal_reason", Text),
+    Column("package", String(500)),  # where the delivered package is, relative to the outbox
     Column("closed_at", UTCDateTime),
+    Index("ux_request_reference", "controller_id", "reference", unique=True),
+)
+
+# The identities a request was made with (email, phone, ...), encrypted under the request's own key
+# in the key store, so that shredding it removes them once the request's record may go.
+request_identity = Table(
+    "request_identity", vault_metadata,
+    Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 audit_event = Table(

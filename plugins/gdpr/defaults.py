@@ -22,3 +22,25 @@ DAG_DEFAULTS = {
 
 def dry_run_param() -> Param:
     return Param(False, type="boolean", title="Dry run", description="Report what would be deleted; delete nothing.")
+
+
+def configured_controllers() -> list[str]:
+    """The controllers with an instruction file, for trigger forms' choices (a cheap read at parse
+    time; the tasks validate the files in full)."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from include.paths import DEFAULT_INSTRUCTIONS_DIR
+
+    controllers = set()
+    directory = Path(os.environ.get("GDPR_INSTRUCTIONS_DIR", DEFAULT_INSTRUCTIONS_DIR))  # as WorkflowSettings reads it
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            content = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(content, dict) and isinstance(content.get("controller"), str):
+            controllers.add(content["controller"])
+    return sorted(controllers)

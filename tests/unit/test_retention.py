@@ -223,7 +223,7 @@ def test_a_duplicate_and_a_log_action_out_of_place_are_refused(tmp_path):
         load_instruction_file(path)
     (tmp_path / "other.yaml").write_text(GOOD)
     path.write_text(GOOD)
-    with pytest.raises(InvalidInput, match="controller 'acme' already has"):
+    with pytest.raises(InvalidInput, match="controller 'acme' is already described by"):
         load_instruction_dir(tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -10,12 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.errors import InvalidInput
 from include.files import TEMP_PREFIX
-from include.serverlogs import anonymise_host, apply_to_directory, apply_to_file
+import include.serverlogs as logs
+from include.serverlogs import anonymise_host, apply_to_directory, apply_to_file, line_time
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 def line(host: str, when: datetime, path: str = "/") -> str:
@@ -89,7 +94,8 @@ import include.serverlogs as logs
 logs.BLOCK_BYTES = 64 * 1024
 real = logs._process_block
 def slow(*args):
-    print("block", flush=True)
+    sys.stdout.write("block\\n")  # one write: blocks run in parallel threads
+    sys.stdout.flush()
     import time; time.sleep(0.05)
     return real(*args)
 logs._process_block = slow
@@ -108,7 +114,8 @@ def test_a_rewrite_killed_halfway_leaves_the_original_and_the_rerun_ends_as_an_u
     proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(killed_dir / "access.log"), CUTOFF.isoformat()],
                             stdout=subprocess.PIPE, env=env, text=True)
     assert proc.stdout.readline() == "block\n"
-    proc.stdout.readline()  # at least one block is in the temporary file
+    for _ in range(2 * logs.WORKERS):  # at least one block is in the temporary file
+        proc.stdout.readline()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list(killed_dir.glob(f"{TEMP_PREFIX}*")), "the kill came after the rewrite finished"
@@ -118,3 +125,44 @@ def test_a_rewrite_killed_halfway_leaves_the_original_and_the_rerun_ends_as_an_u
     apply_to_directory(clean_dir, "access.log*", cutoff=CUTOFF, action="anonymise")
     assert (killed_dir / "access.log").read_bytes() == (clean_dir / "access.log").read_bytes()
     assert sorted(p.name for p in killed_dir.iterdir()) == ["access.log"]
+
+
+_HOSTS = st.one_of(
+    st.tuples(*[st.integers(0, 99_999)] * 4).map(lambda o: ".".join(map(str, o))),
+    st.builds(lambda n, upper: (f"{n:x}" if not upper else f"{n:X}"), st.integers(0, 2**128 - 1), st.booleans())
+    .map(lambda h: ":".join(h.zfill(32)[i:i + 4] for i in range(0, 32, 4))),
+    st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n))),
+    st.from_regex(r"[0-9a-fA-F:.]{1,20}", fullmatch=True),
+    st.sampled_from(["-", "host.example", "::", "1:2:3::", "::ffff:1.2.3.4", "", "1:2:3:4:5:6:7:8:9",
+                     "1:2:3::4:5:6:7:8", "1:2:3::4::5", "1:2:3:12345::", "fe80:1:2::1%eth0"]),
+)
+_LINES = st.builds(lambda host, rest: f"{host} {rest}".encode(), _HOSTS,
+                   st.sampled_from(['- - [01/Jan/2020:00:00:00 +0000] "GET / HTTP/1.1" 200 1', "-", "x\xe9"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_LINES | st.binary(max_size=30), max_size=12), st.booleans())
+def test_bulk_anonymisation_agrees_with_the_line_by_line_rules(lines, final_newline):
+    block = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    bulk, changed = logs._anonymise_lines(block)
+    assert (bytes(bulk), changed) == logs._anonymise_block(block)
+
+
+@pytest.mark.parametrize("action", ["anonymise", "drop"])
+def test_the_outcome_does_not_depend_on_where_blocks_are_cut(tmp_path, monkeypatch, action):
+    long_path = "/" + "x" * (2 * logs._PEEK)  # a last line longer than the peek at a block's end
+    text = "".join(sample(30, 5) for _ in range(3)) + line("192.0.2.44", CUTOFF - timedelta(days=9), long_path)
+    text += "192.0.2.9 a line\rwith a carriage return and no time\n" + line("192.0.2.10", CUTOFF - timedelta(days=20))
+    results = []
+    for block_bytes in (2**20, 4096, 1000, 97):
+        monkeypatch.setattr(logs, "BLOCK_BYTES", block_bytes)
+        path = tmp_path / f"access.log.{block_bytes}"
+        path.write_bytes(text.encode().rstrip(b"\n"))  # the last line unfinished, as a live log's may be
+        outcome = apply_to_file(path, cutoff=CUTOFF, action=action)
+        results.append((path.read_bytes(), outcome.lines_changed))
+    assert all(result == results[0] for result in results[1:])
+    out, changed = results[0]
+    assert b"192.0.2.44" not in out and b"192.0.2.10" not in out and b"192.0.2.9 " not in out
+    assert changed == 3 * 30 * 3 + 3  # every old line: 30 old days of 3 lines in each sample, and the 3 added
+    young = [entry for entry in text.splitlines() if (line_time(entry.encode()) or CUTOFF - DAY) >= CUTOFF]
+    assert len(young) == 3 * 5 * 3 and all(entry in out.decode() for entry in young)

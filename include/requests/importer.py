@@ -1,0 +1,86 @@
+"""Importing a backlog of requests from CSV, with their original received dates.
+
+Columns: controller, reference, received_on (YYYY-MM-DD), email; optional: phone, customer_number,
+kind (default access), identity_verified_on, fee_received_on. Every row is checked before any is
+registered, so a bad file registers nothing; a reference already registered for its controller is
+skipped, so importing a file twice registers each request once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from include.errors import GdprError, InvalidInput
+from include.identities import NORMALISERS
+from include.requests.register import KINDS, register_request
+from include.vault.store import Vault
+
+REQUIRED = ("controller", "reference", "received_on", "email")
+OPTIONAL = ("phone", "customer_number", "kind", "identity_verified_on", "fee_received_on")
+MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    request_ids: list[str]
+
+
+def _date(value: str, where: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{where}: not a date (YYYY-MM-DD)") from None
+
+
+def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> ImportResult:
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInput(f"{path}: not a readable CSV file ({type(exc).__name__})") from None
+    if missing := [c for c in REQUIRED if c not in frame.columns]:
+        raise InvalidInput(f"{path}:1: missing column(s) {', '.join(missing)}")
+    if unknown := [c for c in frame.columns if c not in REQUIRED + OPTIONAL]:
+        raise InvalidInput(f"{path}:1: unknown column(s) {', '.join(unknown)}")
+    if len(frame) > MAX_ROWS:
+        raise InvalidInput(f"{path}: more than {MAX_ROWS:,} rows")
+    controllers = set(vault.controller_ids())
+    rows = []
+    for index, row in enumerate(frame.to_dict("records")):
+        line = index + 2  # the header is line 1
+        where = f"{path}:{line}"
+        values = {k: (row.get(k) or "").strip() for k in REQUIRED + OPTIONAL}
+        for column in REQUIRED:
+            if not values[column]:
+                raise InvalidInput(f"{where}: {column}: empty")
+        if values["controller"] not in controllers:
+            raise InvalidInput(f"{where}: controller: '{values['controller']}' is not registered in the vault")
+        kind = values["kind"] or "access"
+        if kind not in KINDS:
+            raise InvalidInput(f"{where}: kind: '{kind}' is not one of {', '.join(KINDS)}")
+        identities = {k: [values[k]] for k in ("email", "phone", "customer_number") if values[k]}
+        for k, (value,) in identities.items():
+            try:
+                NORMALISERS[k](value)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{where}: {k}: {exc}") from None
+        rows.append({"controller_id": values["controller"], "reference": values["reference"], "kind": kind,
+                     "received_on": _date(values["received_on"], f"{where}: received_on"),
+                     "identity_verified_on": _date(values["identity_verified_on"], f"{where}: identity_verified_on"),
+                     "fee_received_on": _date(values["fee_received_on"], f"{where}: fee_received_on"),
+                     "identities": identities, "line": line})
+    ids = []
+    for row in rows:
+        line = row.pop("line")
+        try:
+            ids.append(register_request(vault, actor=actor, at=at, **row))
+        except GdprError as exc:
+            raise type(exc)(f"{path}:{line}: {exc}") from None
+    return ImportResult(len(rows), ids)

@@ -1,0 +1,248 @@
+"""`dsar_fulfilment` end to end through Airflow (dag.test): the demo vault, the demo shop on each
+backend and the demo server logs; the package checked against what the demo generated."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.crypto.keyring import create_keyring
+from include.demo import demo_people, seed_demo
+from include.demo_shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data, shop_truth
+from include.policies.instructions import load_instruction_dir
+from include.requests.deadlines import due_date
+from include.requests.importer import import_requests
+from include.requests.package import open_sealed
+from include.requests.register import get_request, requests_received
+from include.settings import VaultSettings, WorkflowSettings
+from include.vault.schema import controller
+from include.vault.store import Vault
+from tests.dags.conftest import metadata_engine
+from tests.helpers import client_in_both
+
+RUN_DAY = datetime(2026, 11, 24, 10, tzinfo=UTC)
+BACKLOG_DAYS = [date(2026, 10, 29), date(2026, 10, 30), date(2026, 10, 31)]  # due around St Andrew's Day
+
+
+@pytest.fixture
+def shop_world(demo_vault, vault_connection, store_urls, tmp_path, monkeypatch):
+    engine = sa.create_engine(store_urls["copy"])
+    seed_shop(engine)
+    engine.dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
+        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
+    for name, sub in (("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
+                      ("REPORTS_DIR", "reports")):
+        monkeypatch.setenv(f"GDPR_{name}", str(tmp_path / sub))
+    seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
+    demo_vault.dispose()
+    return vault_connection
+
+
+def trigger(dagbag, **conf):
+    dag = dagbag.get_dag("dsar_fulfilment")
+    return dag.test(logical_date=RUN_DAY, run_conf=conf)
+
+
+def task_states(run_id: str) -> dict:
+    engine = metadata_engine()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT task_id, map_index, state FROM task_instance WHERE run_id = :r"),
+                            {"r": run_id}).all()
+    engine.dispose()
+    return {(task, index): state for task, index, state in rows}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cleaned_after_the_window():
+    """After these runs, Airflow's own `airflow db clean` (the hygiene's tool) leaves no trace of the
+    people the forms named."""
+    yield
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "clean", "--clean-before-timestamp",
+                             (datetime.now(UTC) + timedelta(minutes=1)).isoformat(), "--dag-ids", "dsar_fulfilment",
+                             "--skip-archive", "--yes"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metadata_holding(client_in_both()) == set()
+
+
+def metadata_holding(value: str) -> set[str]:
+    """The metadata tables with the value in any column."""
+    engine = metadata_engine()
+    found = set()
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
+            if any(value in str(row) for row in rows):
+                found.add(table)
+    engine.dispose()
+    return found
+
+
+@pytest.mark.airflow
+def test_a_request_from_the_form_is_answered_with_every_record_and_nobody_elses(dagbag, shop_world, tmp_path):
+    email = client_in_both()
+    truth = shop_truth(email)
+    run = trigger(dagbag, controller=SHOP_CONTROLLER, email=email)
+    assert run.state == "success", task_states(run.run_id)
+    assert set(task_states(run.run_id).values()) == {"success"}
+
+    with Vault.open(shop_world) as vault:
+        (request_id,) = requests_received(vault, date(2026, 11, 24), date(2026, 11, 25), open_only=False)
+        request = get_request(vault, request_id)
+        assert (request.status, request.due_on) == ("completed", date(2026, 12, 24))
+        files = open_sealed((tmp_path / "outbox" / request.package).read_bytes(), keyring=vault.keyring)
+        subject_records = len(vault.subject_record_ids(request.subject_id))
+    manifest = json.loads(files["manifest.json"])
+    counts = {(t["store"], t["table"]): t["records"] for t in manifest["tables"]}
+    for table, rows in truth.rows.items():
+        personal = [r for r in rows if r.get("meta_key") != "newsletter_source"]
+        assert counts[("fenland-shop", table)] == len(personal), table
+    assert sum(n for (store, _), n in counts.items() if store == "fenland-logs") == truth.visit_count
+    assert sum(n for (store, _), n in counts.items() if store == "vault") == subject_records > 0
+    everything = b"".join(files.values()).decode()
+    assert email in everything and not [other for other in truth.others_named if other in everything]
+
+    engine = metadata_engine()
+    with engine.connect() as conn:
+        xcoms = " ".join(str(v) for v in conn.execute(sa.text(
+            "SELECT value FROM xcom WHERE run_id = :r"), {"r": run.run_id}).scalars())
+    engine.dispose()
+    assert email not in xcoms and email.split("@")[0] not in xcoms
+    # The form's conf is the one place the person's email is: the metadata hygiene removes it after
+    # its window. Rendered fields, task instances, logs and XCom never hold it.
+    assert metadata_holding(email) == {"dag_run"}
+
+
+@pytest.mark.airflow
+def test_an_unknown_person_gets_a_no_data_held_package(dagbag, shop_world, tmp_path):
+    run = trigger(dagbag, controller=SHOP_CONTROLLER, email="nobody.at.all@example.org")
+    assert run.state == "success"
+    with Vault.open(shop_world) as vault:
+        (request_id,) = requests_received(vault, date(2026, 11, 24), date(2026, 11, 25), open_only=False)
+        request = get_request(vault, request_id)
+        files = open_sealed((tmp_path / "outbox" / request.package).read_bytes(), keyring=vault.keyring)
+    assert request.status == "completed" and request.subject_id is None
+    assert "No personal data held" in files["report.html"].decode()
+
+
+@pytest.mark.airflow
+def test_a_store_that_is_down_fails_the_run_and_no_package_is_made(dagbag, shop_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
+        {"conn_type": "gdpr_client_store",
+         "extra": {"sqlalchemy_url": "postgresql+psycopg2://postgres@127.0.0.1:1/shop?connect_timeout=2"}}))
+    dag = dagbag.get_dag("dsar_fulfilment")
+    for task in dag.tasks:  # the real DAG retries; here one failure is enough to see
+        monkeypatch.setattr(task, "retries", 0)  # undone after the test: the DagBag is the session's
+    run = dag.test(logical_date=RUN_DAY, run_conf={"controller": SHOP_CONTROLLER, "email": client_in_both()})
+    assert run.state == "failed"
+    states = task_states(run.run_id)
+    assert states[("package_and_deliver", -1)] == "upstream_failed"
+    assert "failed" in {state for (task, _), state in states.items() if task == "search_store"}
+    with Vault.open(shop_world) as vault:
+        (request_id,) = requests_received(vault, date(2026, 11, 24), date(2026, 11, 25))
+        assert get_request(vault, request_id).status == "in_progress"
+    assert not list(tmp_path.rglob("*.gdprpkg"))
+
+
+def backlog_csv(path: Path) -> Path:
+    """50 requests over three days: shop customers, the vault's people of every controller, strangers."""
+    shop_emails = [r["email"] for r in shop_data().rows["customers"]]
+    others = [(p.controller_id, p.email) for p in demo_people() if p.controller_id != SHOP_CONTROLLER]
+    rows = [(SHOP_CONTROLLER, email) for email in shop_emails[:20]] + others[:25]
+    rows += [(SHOP_CONTROLLER, f"stranger{n}@example.org") for n in range(50 - len(rows))]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["controller", "reference", "received_on", "email"])
+        for n, (controller, email) in enumerate(rows):
+            writer.writerow([controller, f"REQ-{n:03d}", BACKLOG_DAYS[n % 3].isoformat(), email])
+    return path
+
+
+def backfill_backlog(dagbag, settings, csv_path: Path) -> dict[str, dict]:
+    """Import, run the DAG for each day, and return each request's package contents by reference."""
+    with Vault.open(settings) as vault:
+        assert import_requests(vault, csv_path, actor="test", at=RUN_DAY).rows == 50
+        assert len(set(import_requests(vault, csv_path, actor="test", at=RUN_DAY).request_ids)) == 50  # twice: once
+    dag = dagbag.get_dag("dsar_fulfilment")
+    for day in BACKLOG_DAYS:
+        # dag.test gives a run the day before its date as data interval; a backfill's run for D has [D, D+1).
+        # Empty params, given explicitly: dag.test runs tasks in this process, where a run's params
+        # stay on the DAG object for the next run.
+        run = dag.test(logical_date=datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC),
+                       run_conf=dict.fromkeys(("controller", "email", "phone", "customer_number", "received_on")))
+        assert run.state == "success", task_states(run.run_id)
+    packages = {}
+    with Vault.open(settings) as vault:
+        for request_id in requests_received(vault, BACKLOG_DAYS[0], BACKLOG_DAYS[-1] + timedelta(days=1),
+                                            open_only=False):
+            request = get_request(vault, request_id)
+            with vault.engine.connect() as conn:
+                region = conn.execute(sa.select(controller.c.region)
+                                      .where(controller.c.id == request.controller_id)).scalar()
+            assert request.status == "completed", request.reference
+            assert request.due_on == due_date(request.received_on, region)
+            outbox = Path(os.environ["GDPR_OUTBOX_DIR"])
+            packages[request.reference] = open_sealed((outbox / request.package).read_bytes(), keyring=vault.keyring)
+    return packages
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_backlog_imported_from_csv_and_backfilled_is_fulfilled_and_again_gives_the_same_packages(
+        dagbag, shop_world, tmp_path, monkeypatch):
+    csv_path = backlog_csv(tmp_path / "backlog.csv")
+    first = backfill_backlog(dagbag, shop_world, csv_path)
+    assert len(first) == 50
+    no_data = [ref for ref, files in first.items() if "No personal data held" in files["report.html"].decode()]
+    assert 0 < len(no_data) < 50
+
+    # The same backlog in a second vault, backfilled again: the same packages, file by file.
+    again_dir = tmp_path / "again"
+    again_dir.mkdir()
+    create_keyring(again_dir / "keyring.json")
+    again = VaultSettings(vault_url=f"sqlite:///{again_dir / 'vault.db'}", keystore_url=f"sqlite:///{again_dir / 'keys.db'}",
+                          keyring_path=again_dir / "keyring.json")
+    with Vault.open(again, create=True) as vault:
+        seed_demo(vault)
+    monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({"conn_type": "gdpr_vault", "extra": {
+        "database_url": again.vault_url, "keystore_url": again.keystore_url, "keyring_path": str(again.keyring_path)}}))
+    monkeypatch.setenv("GDPR_OUTBOX_DIR", str(tmp_path / "outbox-again"))
+    second = backfill_backlog(dagbag, again, csv_path)
+
+    def comparable(files: dict) -> dict:  # record ids and request ids differ between two vaults
+        return {name: content for name, content in files.items() if not name.startswith("data/vault")
+                and name not in ("manifest.json", "report.html")}
+    assert {ref: comparable(files) for ref, files in second.items()} == {ref: comparable(files) for ref, files in first.items()}
+    for ref in first:
+        vault_tables = sorted(n for n in first[ref] if n.startswith("data/vault"))
+        assert vault_tables == sorted(n for n in second[ref] if n.startswith("data/vault"))
+
+
+def test_the_trigger_form_refuses_a_malformed_email_and_an_unknown_controller(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.get_dag("dsar_fulfilment")
+    assert dag.params.get_param("controller").schema["enum"] == [None, "fenland-cycles", "glencoe-outdoor",
+                                                                 "jigowatt", "lagan-bakery"]
+
+    def validated(conf: dict) -> dict:  # as the API server and the trigger form check a run's conf
+        params = copy.deepcopy(dag.params)
+        params.update(conf)
+        return params.validate()
+
+    assert validated({"controller": SHOP_CONTROLLER, "email": "ada@example.org"})["email"] == "ada@example.org"
+    for bad in ({"controller": SHOP_CONTROLLER, "email": "not-an-address"},
+                {"controller": SHOP_CONTROLLER, "email": "two@@example.org"},
+                {"controller": "nobody", "email": "ada@example.org"},
+                {"controller": SHOP_CONTROLLER, "email": "ada@example.org", "received_on": "31/10/2026"}):
+        with pytest.raises(ParamValidationError):
+            validated(bad)
