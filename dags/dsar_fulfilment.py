@@ -11,19 +11,17 @@ with `gdpr-admin request import FILE.csv` is worked through with
 
 Each store (the vault, each client store of the data map) is searched by its own task, in
 parallel, then the server logs with the IP addresses found; a store that fails is retried alone,
-and the package is made only when every store has answered. A person nobody holds data about gets a "no personal data held" response. The
-package, sealed, is delivered to the controller's outbox; `gdpr-admin package secret` gives the
-secret that opens it. Neither XCom nor the logs carry the person's identities.
+and the package is made only when every store has answered. A person nobody holds data about gets
+a "no personal data held" response. The package, sealed, is delivered to the controller's outbox;
+`gdpr-admin package secret` gives the secret that opens it. Neither XCom nor the logs carry the person's identities.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
-from gdpr.defaults import DAG_DEFAULTS, configured_controllers
+from gdpr.defaults import DAG_DEFAULTS, EMAIL_PATTERN, configured_controllers
 from gdpr.operators.dsar import AccessRequestsOperator, PackageAccessOperator, PlanAccessOperator, SearchStoreOperator
-
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
 
 with DAG(
     dag_id="dsar_fulfilment",

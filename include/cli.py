@@ -1,5 +1,6 @@
 """gdpr-admin: what is not a workflow. Keyring, vault set-up, audit verification, demo data,
-recording an enquiry's outcome, legal holds, importing requests, opening access packages.
+recording an enquiry's outcome, legal holds, importing requests, opening access packages, the
+controllers' mailing lists.
 
 Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/settings.py). Prints
 opaque ids and counts, never personal data. Exit status: 0 done, 1 refused or failed (the message
@@ -26,6 +27,7 @@ from include.demo_shop import seed_demo_logs, seed_shop
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.errors import GdprError, InvalidInput
 from include.files import write_atomically
+from include.marketing import export_mailing_list, subscribe
 from include.policies.holds import lift_hold, place_hold
 from include.policies.instructions import InstructionBook, load_instruction_dir, record_instructions
 from include.requests.importer import import_requests
@@ -262,6 +264,23 @@ def cmd_hold_lift(args) -> int:
     return 0
 
 
+def cmd_marketing_subscribe(args) -> int:
+    with _open() as vault:
+        record_id = subscribe(vault, controller_id=args.controller, email=args.email, name=args.name,
+                              source=args.source, actor=_actor(), at=utcnow())
+    print(f"subscribed: record {record_id}")
+    return 0
+
+
+def cmd_marketing_export(args) -> int:
+    with _open() as vault:
+        export = export_mailing_list(vault, controller_id=args.controller,
+                                     outbox=args.outbox or WorkflowSettings().outbox_dir, actor=_actor(), at=utcnow())
+    print(f"{export.exported} address(es) sealed in {export.path}; left out: {export.suppressed} on the "
+          f"suppression list, {export.restricted} restricted. `gdpr-admin package secret` gives its secret.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gdpr-admin", description=__doc__.split("\n\n")[0])
     groups = parser.add_subparsers(dest="group", required=True)
@@ -348,6 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
     place.add_argument("--until", type=_when, help="end of the hold (ISO date); none means until lifted")
     lift = command(hcmds, "lift", cmd_hold_lift, "lift a legal hold")
     lift.add_argument("hold_id")
+
+    marketing = groups.add_parser("marketing", help="controllers' mailing lists and suppression lists")
+    mcmds = marketing.add_subparsers(dest="command", required=True)
+    signup = command(mcmds, "subscribe", cmd_marketing_subscribe, "add a person to a controller's mailing list")
+    signup.add_argument("--controller", required=True)
+    signup.add_argument("--email", required=True)
+    signup.add_argument("--name", required=True)
+    signup.add_argument("--source", default="signup form", help="where the sign-up came from")
+    export = command(mcmds, "export", cmd_marketing_export,
+                     "seal the mailing list, without suppressed or restricted people, into the outbox")
+    export.add_argument("--controller", required=True)
+    export.add_argument("--outbox", type=Path, help="default: GDPR_OUTBOX_DIR")
     return parser
 
 

@@ -31,3 +31,7 @@ class AuditError(GdprError):
 
 class StoreUnavailable(GdprError):
     """A store cannot be reached or read now; a search that needs it must be retried, never cut short."""
+
+
+class Restricted(GdprError):
+    """The data is restricted (Art. 18): it may be stored, and nothing else done with it."""

@@ -9,8 +9,8 @@ so a crash leaves the old file or the new one, never half of one.
 
 Lines are assumed to be in time order give or take a day (servers log a request when it ends). Most
 of a file is then handled a block at a time, blocks in parallel, by Arrow's regular expressions;
-only blocks that straddle the limit are read line by line. A line whose time cannot be read is treated as old: when in doubt the
-address goes.
+only blocks that straddle the limit are read line by line. A line whose time cannot be read is
+treated as old: when in doubt the address goes.
 """
 
 from __future__ import annotations
@@ -238,6 +238,39 @@ def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
                 sink.close()
             if not outcome.rewritten:
                 raise _Unchanged
+    except _Unchanged:
+        pass
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InvalidInput(f"server log {path} cannot be read: {exc}") from None
+    return outcome
+
+
+def apply_to_hosts(path: Path, hosts: list[str], *, action: str) -> FileOutcome:
+    """Anonymise or drop the file's lines whose client address is one of the hosts (a person's, on
+    their erasure), whatever their age; rewrite the file atomically only if something changed."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"server-log action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    outcome = FileOutcome(str(path))
+    if not hosts:
+        return outcome
+    needles = tuple(host.encode() + b" " for host in hosts)
+    gz = path.suffix == ".gz"
+    try:
+        with replacing(path) as temp:
+            sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
+            with _open_log(path) as source:
+                for line in source:
+                    if not line.startswith(needles):
+                        sink.write(line)
+                        continue
+                    outcome.lines_changed += 1
+                    if action == "anonymise":
+                        sink.write(_anonymise_block(line)[0])
+            if gz:
+                sink.close()
+            if not outcome.lines_changed:
+                raise _Unchanged
+        outcome.rewritten = True
     except _Unchanged:
         pass
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

@@ -92,7 +92,8 @@ class Keyring:
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            raise KeyringError(f"keyring at {location} is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
+            raise KeyringError(f"keyring at {location} is not valid JSON "
+                               f"(line {getattr(exc, 'lineno', '?')})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
             raise KeyringError(f"keyring at {location}: 'format' must be {FORMAT_VERSION}")
         for name in ("root_key", "keks", "active_kek"):

@@ -144,7 +144,7 @@ class SqlConnector:
         self.engine = engine
         self.tables: dict[str, Table] = {}
 
-    def _reflect(self) -> None:
+    def reflect(self) -> None:
         """The map's tables as the store has them; a table or column the store lacks is named with
         the map's file and line."""
         if self.tables:
@@ -157,7 +157,8 @@ class SqlConnector:
                 raise self.loaded.error(("tables", name), f"table '{name}' is not in store '{self.map.store}'")
             table = Table(name, metadata, autoload_with=self.engine)
             needed = {spec.primary_key: ("primary_key",), **{c: ("references", c) for c in spec.references},
-                      **{c: ("columns", c) for c in spec.columns}}
+                      **{c: ("columns", c) for c in spec.columns},
+                      **({spec.dated_by: ("dated_by",)} if spec.dated_by else {})}
             if spec.key_value:
                 needed |= {spec.key_value.key: ("key_value", "key"), spec.key_value.value: ("key_value", "value")}
             for column, where in needed.items():
@@ -168,29 +169,32 @@ class SqlConnector:
 
     def _columns(self, name: str) -> list:
         spec, table = self.map.tables[name], self.tables[name]
-        names = [spec.primary_key, *spec.references, *spec.columns]
+        names = [spec.primary_key, *spec.references, *spec.columns, *([spec.dated_by] if spec.dated_by else [])]
         if spec.key_value:
             names += [spec.key_value.key, spec.key_value.value]
         return [table.c[n] for n in dict.fromkeys(names)]
 
-    def gather(self, identities: IdentitySet) -> StoreResult:
+    def found_rows(self, identities: IdentitySet) -> tuple[dict[str, dict[Any, tuple[dict, str]]], IdentitySet]:
+        """The person's rows as stored, {table: {primary key: (row, what led to it)}}, and every
+        identity known once they were found. StoreUnavailable if the store cannot be searched."""
         try:
-            return self._gather(identities)
+            self.reflect()
+            known = IdentitySet()
+            known.merge(identities)
+            found: dict[str, dict[Any, tuple[dict, str]]] = {name: {} for name in self.map.tables}
+            searched: set[tuple[str, str]] = set()
+            with self.engine.connect() as conn:
+                while True:
+                    new_rows = self._search(conn, known, searched, found)
+                    new_rows += self._follow(conn, found)
+                    if not self._discover(found, known) and not new_rows:
+                        break
         except DBAPIError as exc:
             raise StoreUnavailable(f"store '{self.map.store}' cannot be searched: {type(exc.orig).__name__}") from None
+        return found, known
 
-    def _gather(self, identities: IdentitySet) -> StoreResult:
-        self._reflect()
-        known = IdentitySet()
-        known.merge(identities)
-        found: dict[str, dict[Any, tuple[dict, str]]] = {name: {} for name in self.map.tables}
-        searched: set[tuple[str, str]] = set()
-        with self.engine.connect() as conn:
-            while True:
-                new_rows = self._search(conn, known, searched, found)
-                new_rows += self._follow(conn, found)
-                if not self._discover(found, known) and not new_rows:
-                    break
+    def gather(self, identities: IdentitySet) -> StoreResult:
+        found, known = self.found_rows(identities)
         result = StoreResult(self.map.store, "sql")
         for name, rows in found.items():
             for key, (row, led_by) in sorted(rows.items(), key=lambda item: str(item[0])):
@@ -313,14 +317,22 @@ class VaultConnector:
         self.vault = vault
         self.controller_id = controller_id
 
-    def gather(self, identities: IdentitySet) -> StoreResult:
-        result = StoreResult(self.store, "vault")
+    def subjects(self, identities: IdentitySet) -> dict[str, str]:
+        """{subject id: the identity that led to them} for the identities (blind-index lookups)."""
         subjects: dict[str, str] = {}
         try:
             for kind in SEARCHED_KINDS:
                 for value in identities.values(kind):
                     for subject_id in self.vault.find_subjects(self.controller_id, kind, value):
                         subjects.setdefault(subject_id, identities.describe(kind, value))
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"the vault cannot be searched: {type(exc.orig).__name__}") from None
+        return subjects
+
+    def gather(self, identities: IdentitySet) -> StoreResult:
+        result = StoreResult(self.store, "vault")
+        subjects = self.subjects(identities)
+        try:
             for subject_id, led_by in subjects.items():
                 for view in self.vault.read_records(self.vault.subject_record_ids(subject_id)):
                     data = {"category": view.category, "purpose": view.purpose, "source": view.source,

@@ -75,6 +75,8 @@ class Table(_Strict):
     columns: dict[str, Column] = {}
     key_value: KeyValue | None = None
     erasure: Erasure
+    # The column with the date a row relates to (an order's date): when a kept row's period ends.
+    dated_by: str | None = Field(default=None, pattern=NAME)
 
 
 class LogDirectory(_Strict):
@@ -106,6 +108,15 @@ class DataMap(_Strict):
     def identity_columns(self, table: str) -> dict[str, IdentityKind]:
         return {name: column.identity for name, column in self.tables[table].columns.items() if column.identity}
 
+    def dated_from(self, table: str) -> str | None:
+        """The table whose dated_by dates `table`'s rows: itself, or the nearest it references."""
+        if self.tables[table].dated_by:
+            return table
+        for target in self.tables[table].references.values():
+            if (found := self.dated_from(target)) is not None:
+                return found
+        return None
+
     def children(self, table: str) -> list[tuple[str, str]]:
         """(child table, its column) for each reference to `table`."""
         return [(name, column) for name, spec in self.tables.items()
@@ -131,6 +142,22 @@ def _check_references(loaded: LoadedFile[DataMap]) -> None:
             raise loaded.error(where, "is never reached: it has no identity column and references no table")
     for name in tables:
         _no_cycle(loaded, name, [])
+    for name, table in tables.items():
+        _erasure_consistent(loaded, name, table)
+
+
+def _erasure_consistent(loaded: LoadedFile[DataMap], name: str, table: Table) -> None:
+    """A kept row must not point at a deleted one, and a kept row must have a date its period runs from."""
+    data_map = loaded.content
+    if table.erasure.action == ErasureAction.delete:
+        for child, column in data_map.children(name):
+            if data_map.tables[child].erasure.action != ErasureAction.delete:
+                raise loaded.error(("tables", name, "erasure", "action"),
+                                   f"deletes rows that table '{child}' keeps ({data_map.tables[child].erasure.action}"
+                                   f" through {child}.{column}): mask this table's personal columns instead")
+    if table.erasure.action == ErasureAction.retain and data_map.dated_from(name) is None:
+        raise loaded.error(("tables", name, "erasure"), "retain needs dated_by (the column with the date the "
+                           "row relates to) on this table or on a table it references")
 
 
 def _no_cycle(loaded: LoadedFile[DataMap], table: str, seen: list[str]) -> None:

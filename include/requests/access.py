@@ -34,7 +34,7 @@ from include.requests.gather import (
     known_identities,
 )
 from include.requests.package import build_package, deliver, seal
-from include.requests.redaction import Redactor, name_words
+from include.requests.redaction import NAME_FIELDS, Redactor, name_words
 from include.requests.register import (
     complete_request,
     get_request,
@@ -44,8 +44,6 @@ from include.requests.register import (
 )
 from include.vault.schema import controller
 from include.vault.store import Vault
-
-_NAME_FIELDS = ("name", "first_name", "last_name", "billing_name")
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ def package(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
     with vault.engine.connect() as conn:
         controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)).one().name
     own = name_words([controller_name, *(found.data.get(field) for result in results
-                                         for found in result.records for field in _NAME_FIELDS)])
+                                         for found in result.records for field in NAME_FIELDS)])
     files = build_package(request=request, controller_name=controller_name, results=results, maps=stores.maps,
                           book=InstructionBook.load(vault), redactor=Redactor(identities, own), on=on)
     sealed, _secret = seal(files, keyring=vault.keyring, request_id=request_id)

@@ -17,6 +17,8 @@ from include.errors import InvalidInput
 from include.identities import normalise_email, normalise_phone
 
 WITHHELD = "[withheld: about another person]"
+# Fields and columns that hold a person's name.
+NAME_FIELDS = ("name", "first_name", "last_name", "billing_name")
 # The vault's fields that hold free text; the others hold one value of the record's own subject.
 VAULT_FREE_TEXT = ("message", "summary", "note")
 
@@ -61,3 +63,13 @@ class Redactor:
 def name_words(values: Iterable[object]) -> set[str]:
     """The words of names (the requester's, the controller's), for Redactor's own_words."""
     return {word for value in values if isinstance(value, str) for word in re.findall(r"[A-Za-z'’-]+", value)}
+
+
+def full_names(rows: Iterable[dict]) -> set[str]:
+    """The names the rows give, as free text would write them ("Jane Smith")."""
+    names = set()
+    for row in rows:
+        if row.get("first_name") and row.get("last_name"):
+            names.add(f"{row['first_name']} {row['last_name']}")
+        names.update(row[f] for f in ("name", "billing_name") if isinstance(row.get(f), str) and row[f].strip())
+    return names

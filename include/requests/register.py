@@ -7,6 +7,7 @@ The identities a request was made with are kept encrypted under the request's ow
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +21,8 @@ from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_da
 from include.vault.schema import controller, data_subject, request_identity, rights_request
 from include.vault.store import Vault, new_id
 
-KINDS = ("access", "rectify", "erase", "restrict", "object")
+KINDS = ("access", "rectify", "erase", "restrict", "lift_restriction", "object")
+_CORRECTED = "corrected_"  # request_identity kinds of a rectification's new values
 OPEN_STATUSES = ("received", "in_progress", "paused")
 CLOSED_STATUSES = ("completed", "refused")
 
@@ -46,6 +48,7 @@ class Request:
     paused_days: int
     refusal_reason: str | None
     package: str | None
+    particulars: dict
 
     @property
     def is_open(self) -> bool:
@@ -55,7 +58,7 @@ class Request:
 def _request(row) -> Request:
     return Request(row.id, row.controller_id, row.subject_id, row.kind, row.status, row.reference,
                    row.received_on, row.clock_start, row.due_on, row.extension_months, row.paused_days,
-                   row.refusal_reason, row.package)
+                   row.refusal_reason, row.package, json.loads(row.particulars or "{}"))
 
 
 def _region(conn, controller_id: str) -> str:
@@ -68,15 +71,25 @@ def _region(conn, controller_id: str) -> str:
 def register_request(vault: Vault, *, controller_id: str, kind: str, received_on: date, actor: str,
                      at: datetime, subject_id: str | None = None,
                      identities: Mapping[str, Sequence[str]] | None = None, reference: str | None = None,
-                     identity_verified_on: date | None = None, fee_received_on: date | None = None) -> str:
+                     identity_verified_on: date | None = None, fee_received_on: date | None = None,
+                     particulars: Mapping[str, str] | None = None,
+                     corrections: Mapping[str, str] | None = None) -> str:
     """Register a request and return its id; with a reference already registered for the controller,
-    the existing request's id (an import run twice adds nothing)."""
+    the existing request's id (an import run twice adds nothing).
+
+    particulars: what the right needs, none of it personal (the field to rectify, an objection's
+    ground). corrections: a rectification's new values by identity kind, kept encrypted like the
+    identities."""
     if kind not in KINDS:
         raise InvalidInput(f"request kind '{kind}' is not one of {', '.join(KINDS)}")
     given = [(k, NORMALISERS[k](v)) for k, values in (identities or {}).items() if k in NORMALISERS
              for v in values]
     if unknown := sorted(set(identities or {}) - set(NORMALISERS)):
         raise InvalidInput(f"identity kind '{unknown[0]}' is not one of {', '.join(NORMALISERS)}")
+    if unknown := sorted(set(corrections or {}) - set(NORMALISERS)):
+        raise InvalidInput(f"a correction of '{unknown[0]}' is not possible: corrected fields are "
+                           f"{', '.join(NORMALISERS)}")
+    given += [(_CORRECTED + k, NORMALISERS[k](v)) for k, v in (corrections or {}).items()]
     if subject_id is None and not given:
         raise InvalidInput("a request needs the subject's id or at least one identity to find them by")
     if reference is not None and not (0 < len(reference) <= 64):
@@ -97,7 +110,8 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
         conn.execute(insert(rights_request).values(
             id=request_id, controller_id=controller_id, subject_id=subject_id, kind=kind, status="received",
             reference=reference, received_on=received_on, identity_verified_on=identity_verified_on,
-            fee_received_on=fee_received_on, clock_start=start, due_on=due))
+            fee_received_on=fee_received_on, clock_start=start, due_on=due,
+            particulars=json.dumps(dict(particulars), sort_keys=True) if particulars else None))
         if given:
             cipher = request_cipher(vault, request_id, at)
             conn.execute(insert(request_identity), [
@@ -107,7 +121,8 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
                            controller_id=controller_id, subject_id=subject_id,
                            details={"request": request_id, "kind": kind, "received_on": received_on.isoformat(),
                                     "clock_start": start.isoformat(), "due_on": due.isoformat(),
-                                    "identities": sorted({k for k, _ in given})})
+                                    "identities": sorted({k for k, _ in given}),
+                                    **({"particulars": dict(particulars)} if particulars else {})})
     return request_id
 
 
@@ -135,6 +150,16 @@ def get_request(vault: Vault, request_id: str) -> Request:
 
 def request_identities(vault: Vault, request_id: str) -> list[tuple[str, str]]:
     """(kind, normalised value) the request was made with, decrypted with the request's key."""
+    return [(kind, value) for kind, value in _request_values(vault, request_id) if kind in NORMALISERS]
+
+
+def request_corrections(vault: Vault, request_id: str) -> dict[str, str]:
+    """A rectification's new values by identity kind, decrypted with the request's key."""
+    return {kind[len(_CORRECTED):]: value for kind, value in _request_values(vault, request_id)
+            if kind.startswith(_CORRECTED)}
+
+
+def _request_values(vault: Vault, request_id: str) -> list[tuple[str, str]]:
     with vault.engine.connect() as conn:
         rows = conn.execute(select(request_identity).where(request_identity.c.request_id == request_id)
                             .order_by(request_identity.c.position)).all()

@@ -148,9 +148,38 @@ rights_request = Table(
     Column("paused_days", Integer, nullable=False, server_default=text("0")),
     Column("paused_on", Date),
     Column("refusal_reason", Text),
+    # What the right needs, none of it personal: the field to rectify, the objection's ground, ...
+    Column("particulars", Text),
     Column("package", String(500)),  # where the delivered package is, relative to the outbox
     Column("closed_at", UTCDateTime),
     Index("ux_request_reference", "controller_id", "reference", unique=True),
+)
+
+# Restrictions of processing (Art. 18): while one is active, the subject's data is stored and nothing
+# else. Placed at the person's request, while an objection is weighed, or on the records an erasure
+# had to keep under a legal reason.
+restriction = Table(
+    "restriction", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
+    Column("subject_id", ID, nullable=False, index=True),
+    Column("grounds", String(32), nullable=False),  # a code word: restriction.GROUNDS
+    Column("request_id", ID),
+    Column("placed_by", String(100), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("lifted_at", UTCDateTime),
+    Column("lifted_by", String(100)),
+    Column("person_told_on", Date),  # Art. 18(3): the person is told before a restriction is lifted
+)
+
+# People who objected to direct marketing (Art. 21(3)), per controller, as the blind index of their
+# email: never the address. Kept when the person is erased, so they are never contacted again.
+suppression = Table(
+    "suppression", vault_metadata,
+    Column("controller_id", ForeignKey("controller.id"), primary_key=True),
+    Column("email_lookup", String(64), primary_key=True),
+    Column("request_id", ID),
+    Column("added_at", UTCDateTime, nullable=False),
 )
 
 # The identities a request was made with (email, phone, ...), encrypted under the request's own key

@@ -20,6 +20,10 @@ DAG_DEFAULTS = {
 }
 
 
+# What a trigger form accepts as an email address (the core normalises and validates it again).
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+
+
 def dry_run_param() -> Param:
     return Param(False, type="boolean", title="Dry run", description="Report what would be deleted; delete nothing.")
 

@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from include.demo_shop import seed_demo_logs, seed_shop
+from include.policies.instructions import load_instruction_dir
+from include.settings import WorkflowSettings
 from tests.conftest import PROJECT_ROOT
 
 
@@ -52,3 +56,55 @@ def xcom_value(run_id: str, dag_id: str, task_id: str, map_index: int = -1):
     engine.dispose()
     value = json.loads(value)
     return json.loads(value) if isinstance(value, str) else value
+
+
+@pytest.fixture
+def shop_world(demo_vault, vault_connection, store_urls, tmp_path, monkeypatch):
+    """The demo vault, the demo shop (on the backend's spare database) behind the connection
+    fenland_shop, the demo server logs, and the workflows' directories in tmp_path."""
+    engine = sa.create_engine(store_urls["copy"])
+    seed_shop(engine)
+    engine.dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
+        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
+    for name, sub in (("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
+                      ("REPORTS_DIR", "reports")):
+        monkeypatch.setenv(f"GDPR_{name}", str(tmp_path / sub))
+    seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
+    demo_vault.dispose()
+    return vault_connection
+
+
+def task_states(run_id: str) -> dict:
+    engine = metadata_engine()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT task_id, map_index, state FROM task_instance WHERE run_id = :r"),
+                            {"r": run_id}).all()
+    engine.dispose()
+    return {(task, index): state for task, index, state in rows}
+
+
+def metadata_holding(value: str) -> set[str]:
+    """The metadata tables with the value in any column."""
+    engine = metadata_engine()
+    found = set()
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
+            if any(value in str(row) for row in rows):
+                found.add(table)
+    engine.dispose()
+    return found
+
+
+FORM_DAGS = ("dsar_fulfilment", "subject_rights")  # the DAGs whose forms name a person
+
+
+def assert_cleaned_after_the_window(value: str) -> None:
+    """After the runs, Airflow's own `airflow db clean` (the hygiene's tool) leaves no trace of the
+    value the forms named in any metadata table."""
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "clean", "--clean-before-timestamp",
+                             (datetime.now(UTC) + timedelta(minutes=1)).isoformat(), "--dag-ids", ",".join(FORM_DAGS),
+                             "--skip-archive", "--yes"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metadata_holding(value) == set()

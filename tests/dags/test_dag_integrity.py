@@ -11,7 +11,8 @@ from pathlib import Path
 from tests.conftest import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
-EXPECTED = {"enquiry_purge"}
+EXPECTED = {"enquiry_purge", "accounting_retention", "server_log_retention", "dsar_fulfilment",
+            "subject_rights"}
 
 
 def test_no_import_errors(dagbag):
@@ -19,7 +20,7 @@ def test_no_import_errors(dagbag):
 
 
 def test_expected_dags_are_present(dagbag):
-    assert EXPECTED <= set(dagbag.dag_ids)
+    assert set(dagbag.dag_ids) == EXPECTED
 
 
 def test_every_dag_is_owned_tagged_and_retried(dagbag):

@@ -7,8 +7,6 @@ import copy
 import csv
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -17,35 +15,24 @@ import sqlalchemy as sa
 
 from include.crypto.keyring import create_keyring
 from include.demo import demo_people, seed_demo
-from include.demo_shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data, shop_truth
-from include.policies.instructions import load_instruction_dir
+from include.demo_shop import SHOP_CONTROLLER, shop_data, shop_truth
 from include.requests.deadlines import due_date
 from include.requests.importer import import_requests
 from include.requests.package import open_sealed
 from include.requests.register import get_request, requests_received
-from include.settings import VaultSettings, WorkflowSettings
+from include.settings import VaultSettings
 from include.vault.schema import controller
 from include.vault.store import Vault
-from tests.dags.conftest import metadata_engine
+from tests.dags.conftest import (
+    assert_cleaned_after_the_window,
+    metadata_engine,
+    metadata_holding,
+    task_states,
+)
 from tests.helpers import client_in_both
 
 RUN_DAY = datetime(2026, 11, 24, 10, tzinfo=UTC)
 BACKLOG_DAYS = [date(2026, 10, 29), date(2026, 10, 30), date(2026, 10, 31)]  # due around St Andrew's Day
-
-
-@pytest.fixture
-def shop_world(demo_vault, vault_connection, store_urls, tmp_path, monkeypatch):
-    engine = sa.create_engine(store_urls["copy"])
-    seed_shop(engine)
-    engine.dispose()
-    monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
-        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
-    for name, sub in (("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
-                      ("REPORTS_DIR", "reports")):
-        monkeypatch.setenv(f"GDPR_{name}", str(tmp_path / sub))
-    seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
-    demo_vault.dispose()
-    return vault_connection
 
 
 def trigger(dagbag, **conf):
@@ -53,38 +40,10 @@ def trigger(dagbag, **conf):
     return dag.test(logical_date=RUN_DAY, run_conf=conf)
 
 
-def task_states(run_id: str) -> dict:
-    engine = metadata_engine()
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT task_id, map_index, state FROM task_instance WHERE run_id = :r"),
-                            {"r": run_id}).all()
-    engine.dispose()
-    return {(task, index): state for task, index, state in rows}
-
-
 @pytest.fixture(scope="module", autouse=True)
 def cleaned_after_the_window():
-    """After these runs, Airflow's own `airflow db clean` (the hygiene's tool) leaves no trace of the
-    people the forms named."""
     yield
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "clean", "--clean-before-timestamp",
-                             (datetime.now(UTC) + timedelta(minutes=1)).isoformat(), "--dag-ids", "dsar_fulfilment",
-                             "--skip-archive", "--yes"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert metadata_holding(client_in_both()) == set()
-
-
-def metadata_holding(value: str) -> set[str]:
-    """The metadata tables with the value in any column."""
-    engine = metadata_engine()
-    found = set()
-    with engine.connect() as conn:
-        for table in sa.inspect(engine).get_table_names():
-            rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
-            if any(value in str(row) for row in rows):
-                found.add(table)
-    engine.dispose()
-    return found
+    assert_cleaned_after_the_window(client_in_both())
 
 
 @pytest.mark.airflow

@@ -51,6 +51,13 @@ def test_set_up_seed_and_verify(admin, tmp_path):
     rotated = admin("keyring", "rotate")
     assert "version 1 -> 2, 72 data keys rewrapped" in rotated
     assert "audit log intact" in admin("audit", "verify")
+    subscribed = admin("marketing", "subscribe", "--controller", "fenland-cycles", "--email", "reader@example.org",
+                       "--name", "A Reader")
+    exported = admin("marketing", "export", "--controller", "fenland-cycles", "--outbox", str(tmp_path / "outbox"))
+    assert "1 address(es) sealed in" in exported and "0 on the suppression list, 0 restricted" in exported
+    assert "reader@example.org" not in subscribed + exported
+    assert "no instruction covering category 'marketing'" in admin("marketing", "export", "--controller", "jigowatt",
+                                                                   expect=1)
     for output in (listing, out, rotated, admin("vault", "status")):
         for p in demo_people():
             assert p.email not in output and p.name not in output

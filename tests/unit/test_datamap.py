@@ -23,9 +23,10 @@ tables:
     primary_key: id
     columns:
       email: {category: contact, identity: email}
-    erasure: {action: delete}
+    erasure: {action: mask, mask: {email: null}}
   orders:
     instruction: order
+    dated_by: placed_at
     primary_key: id
     references: {customer_id: customers}
     columns:
@@ -60,22 +61,26 @@ def test_the_demo_maps_load_with_chains_key_values_json_and_logs():
 @pytest.mark.parametrize(("change", "line", "message"), [
     (("connection: acme_shop\n", ""), 1, "(file): a sql store needs a connection and at least one table"),
     (("    primary_key: id\n    references: {order_id: orders}", "    primary_key: 7\n    references: {order_id: orders}"),
-     21, "tables.lines.primary_key: Input should be a valid string"),
-    (("{order_id: orders}", "{order_id: invoices}"), 22, "tables.lines.references.order_id: references table "
+     22, "tables.lines.primary_key: Input should be a valid string"),
+    (("{order_id: orders}", "{order_id: invoices}"), 23, "tables.lines.references.order_id: references table "
                                                          "'invoices', which the map does not describe"),
     (("identity: email", "identity: postcode"), 10, "tables.customers.columns.email.identity: Input should be"),
-    (("erasure: {action: delete}\n  orders", "erasure: {action: mask, mask: {name: null}}\n  orders"), 11,
+    (("{action: mask, mask: {email: null}}", "{action: mask, mask: {name: null}}"), 11,
      "tables.customers.erasure.mask.name: masks column 'name', which is not among the table's columns"),
-    (("{action: retain, reason: \"Art. 17(3)(b): tax records\"}", "{action: retain}"), 18,
+    (("{action: retain, reason: \"Art. 17(3)(b): tax records\"}", "{action: retain}"), 19,
      "tables.orders.erasure: retain needs the legal reason the data is kept for"),
-    (("    references: {customer_id: customers}\n", "    references: {customer_id: lines}\n"), 15,
+    (("    references: {customer_id: customers}\n", "    references: {customer_id: lines}\n"), 16,
      "tables.orders.references: references form a cycle: orders -> lines -> orders"),
-    (("    references: {order_id: orders}\n", ""), 20,
+    (("    references: {order_id: orders}\n", ""), 21,
      "tables.lines: is never reached: it has no identity column and references no table"),
     (("kind: sql", "kind: ftp"), 3, "kind: Input should be 'sql' or 'server_logs'"),
     (("store: shop", "store: Shop Store"), 1, "store: String should match pattern"),
-    (("    erasure: {action: delete}\n  orders", "    erasure: {action: delete}\n    colour: red\n  orders"), 12,
+    (("    erasure: {action: mask, mask: {email: null}}\n  orders",
+      "    erasure: {action: mask, mask: {email: null}}\n    colour: red\n  orders"), 12,
      "tables.customers.colour: Extra inputs are not permitted"),
+    (("{action: mask, mask: {email: null}}", "{action: delete}"), 11,
+     "tables.customers.erasure.action: deletes rows that table 'orders' keeps (retain through orders.customer_id)"),
+    (("    dated_by: placed_at\n", ""), 18, "tables.orders.erasure: retain needs dated_by"),
 ])
 def test_each_error_names_the_file_the_line_and_the_field(tmp_path, change, line, message):
     old, new = change

@@ -12,35 +12,19 @@ import pytest
 import sqlalchemy as sa
 
 from include.datamap.connectors import SqlConnector
-from include.datamap.model import load_data_map, load_data_maps
-from include.demo_shop import SHOP_CONNECTION, SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data, shop_truth
+from include.datamap.model import load_data_map
+from include.demo_shop import SHOP_CONTROLLER, shop_data, shop_truth
 from include.errors import InvalidInput, KeyringError, StoreUnavailable
-from include.policies.instructions import InstructionBook, load_instruction_dir
-from include.requests.gather import Stores, gather_subject, given_identities, known_identities
+from include.policies.instructions import InstructionBook
+from include.requests.gather import gather_subject, given_identities, known_identities
 from include.requests.access import AccessSettings, fulfil
 from include.requests.package import build_package, open_sealed, seal
 from include.requests.redaction import WITHHELD, Redactor, name_words
 from include.requests.register import get_request, register_request, request_identities
 from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
-from include.settings import WorkflowSettings
 from tests.helpers import client_in_both
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def shop(store_urls):
-    engine = sa.create_engine(store_urls["copy"])
-    seed_shop(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def stores(demo_vault, shop, tmp_path) -> Stores:
-    seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
-    return Stores(demo_vault, SHOP_CONTROLLER, load_data_maps(MAPS),
-                  lambda conn_id: {SHOP_CONNECTION: shop}[conn_id], tmp_path / "logs")
 
 
 def by_store(results) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from include.vault.store import Vault
 
 
-def _settings() -> AccessSettings:
+def access_settings() -> AccessSettings:
     from include.requests.access import AccessSettings
     from include.settings import WorkflowSettings
 
@@ -87,15 +88,16 @@ class AccessRequestsOperator(BaseVaultOperator):
         return ids
 
 
-class PlanAccessOperator(BaseVaultOperator):
-    """Returns the (request, store) searches to run: of the vault and the SQL stores, with the
-    identities the vault links to the request's; or, with logs=True, of the server logs, with every
-    identity those searches found.
+class PlanRequestsOperator(BaseVaultOperator):
+    """Returns the (request, store) pairs a request workflow's store tasks work through: the vault and
+    the SQL stores; or, with logs=True, the server logs, with every identity those found. The steps
+    are the `plan` and `plan_logs` of the core module named by `steps`.
 
-    :param request_ids: from AccessRequestsOperator.
-    :param logs: plan the server-log searches.
+    :param request_ids: from the workflow's first task.
+    :param logs: plan the server-log steps.
     """
 
+    steps = "include.requests.access"
     template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_ids")
 
     def __init__(self, *, request_ids: list[str] | str, logs: bool = False, **kwargs: Any) -> None:
@@ -104,15 +106,47 @@ class PlanAccessOperator(BaseVaultOperator):
         self.logs = logs
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
-        from include.requests.access import plan, plan_logs
-
+        steps = import_module(self.steps)
         ids = list(self.request_ids or [])
         if self.logs:
-            pairs = plan_logs(vault, stores_for(vault), ids, _settings(), at=datetime.now(UTC))
+            pairs = steps.plan_logs(vault, stores_for(vault), ids, access_settings(), at=datetime.now(UTC))
         else:
-            pairs = plan(vault, stores_for(vault), ids, _settings(), actor=self.actor, at=datetime.now(UTC))
-        self.log.info("%d store search(es) planned for %d request(s)", len(pairs), len(ids))
+            pairs = steps.plan(vault, stores_for(vault), ids, access_settings(), actor=self.actor,
+                               at=datetime.now(UTC))
+        self.log.info("%d store step(s) planned for %d request(s)", len(pairs), len(ids))
         return pairs
+
+
+class PlanAccessOperator(PlanRequestsOperator):
+    """The searches of access requests: the vault and SQL stores with the identities the vault links
+    to the request's, then (logs=True) the server logs."""
+
+
+class FinishRequestsOperator(BaseVaultOperator):
+    """Finishes each request once its stores are done (see `finish`).
+
+    :param request_ids: from the workflow's first task.
+    """
+
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_ids")
+
+    def __init__(self, *, request_ids: list[str] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request_ids = request_ids
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
+        from include.requests.register import get_request
+
+        stores_of, settings, on = stores_for(vault), access_settings(), run_date(context).date()
+        finished = []
+        for request_id in self.request_ids or []:
+            stores = stores_of(get_request(vault, request_id).controller_id)
+            finished.append(self.finish(vault, stores, request_id, settings, on=on, at=datetime.now(UTC)))
+        return finished
+
+    def finish(self, vault: Vault, stores: Stores, request_id: str, settings: AccessSettings, *, on: date,
+               at: datetime) -> dict:
+        raise NotImplementedError
 
 
 class SearchStoreOperator(BaseVaultOperator):
@@ -134,32 +168,18 @@ class SearchStoreOperator(BaseVaultOperator):
         from include.requests.register import get_request
 
         stores = stores_for(vault)(get_request(vault, self.request_id).controller_id)
-        records = search(vault, stores, self.request_id, self.store, _settings(), at=datetime.now(UTC))
+        records = search(vault, stores, self.request_id, self.store, access_settings(), at=datetime.now(UTC))
         self.log.info("Store %s: %d record(s) for request %s", self.store, records, self.request_id)
         return {"request_id": self.request_id, "store": self.store, "records": records}
 
 
-class PackageAccessOperator(BaseVaultOperator):
-    """Builds, seals and delivers each request's package and completes the request.
+class PackageAccessOperator(FinishRequestsOperator):
+    """Builds, seals and delivers each request's package and completes the request."""
 
-    :param request_ids: from AccessRequestsOperator.
-    """
-
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_ids")
-
-    def __init__(self, *, request_ids: list[str] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.request_ids = request_ids
-
-    def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
+    def finish(self, vault: Vault, stores: Stores, request_id: str, settings: AccessSettings, *, on: date,
+               at: datetime) -> dict:
         from include.requests.access import package
-        from include.requests.register import get_request
 
-        stores_of, settings, on = stores_for(vault), _settings(), run_date(context).date()
-        delivered = []
-        for request_id in self.request_ids or []:
-            stores = stores_of(get_request(vault, request_id).controller_id)
-            outcome = package(vault, stores, request_id, settings, on=on, actor=self.actor, at=datetime.now(UTC))
-            self.log.info("Request %s: package %s", request_id, outcome["package"])
-            delivered.append(outcome)
-        return delivered
+        outcome = package(vault, stores, request_id, settings, on=on, actor=self.actor, at=at)
+        self.log.info("Request %s: package %s", request_id, outcome["package"])
+        return outcome

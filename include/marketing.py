@@ -1,0 +1,100 @@
+"""Direct marketing: a controller's mailing list, and the suppression list that always wins over it.
+
+The mailing list is vault records of category `marketing` (the subscriber's email and name), so the
+controller's instruction for that category must allow it. An objection to direct marketing
+(Art. 21(3)) puts the person's email on the suppression list as its blind index, never the address;
+the entry survives the person's erasure, and every export skips them, even if they sign up again.
+Restricted subjects are left out of an export too, and the refusal is audited.
+
+An export is a CSV sealed like an access package, delivered to the controller's outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from include.files import write_atomically
+from include.policies.instructions import InstructionBook
+from include.reports import csv_bytes
+from include.requests.package import seal
+from include.requests.restriction import refuse_restricted
+from include.vault.schema import record, suppression
+from include.vault.store import NewRecord, Vault
+
+CATEGORY = "marketing"
+
+
+def subscribe(vault: Vault, *, controller_id: str, email: str, name: str, source: str, actor: str,
+              at: datetime) -> str:
+    """Add a person to the controller's mailing list (a vault record); returns the record's id."""
+    return vault.add_records([NewRecord(
+        controller_id=controller_id, category=CATEGORY, purpose="sending the controller's newsletter",
+        source=source, fields={"email": email, "name": name}, role="customer", created_at=at)], actor=actor)[0]
+
+
+def suppress(vault: Vault, *, controller_id: str, email: str, actor: str, at: datetime,
+             request_id: str | None = None) -> bool:
+    """Put the email on the controller's suppression list; False if it already was (idempotent)."""
+    lookup = vault.indexer.digest("email", controller_id, email)
+    with vault.engine.begin() as conn:
+        if conn.execute(select(suppression.c.email_lookup).where(
+                suppression.c.controller_id == controller_id, suppression.c.email_lookup == lookup)).first():
+            return False
+        conn.execute(insert(suppression).values(controller_id=controller_id, email_lookup=lookup,
+                                                request_id=request_id, added_at=at))
+        vault.audit.append(conn, at=at, actor=actor, action="marketing.suppressed", controller_id=controller_id,
+                           details={"request": request_id})
+    return True
+
+
+def is_suppressed(vault: Vault, controller_id: str, email: str) -> bool:
+    lookup = vault.indexer.digest("email", controller_id, email)
+    with vault.engine.connect() as conn:
+        return conn.execute(select(suppression.c.email_lookup).where(
+            suppression.c.controller_id == controller_id, suppression.c.email_lookup == lookup)).first() is not None
+
+
+@dataclass(frozen=True)
+class MarketingExport:
+    path: Path
+    exported: int
+    suppressed: int
+    restricted: int
+
+
+def export_mailing_list(vault: Vault, *, controller_id: str, outbox: Path, actor: str,
+                        at: datetime) -> MarketingExport:
+    """Seal the controller's mailing list, without suppressed or restricted people, into its outbox."""
+    InstructionBook.load(vault).require(controller_id, CATEGORY, at, where=f"marketing export for '{controller_id}': ")
+    with vault.engine.connect() as conn:
+        ids = list(conn.execute(select(record.c.id).where(record.c.controller_id == controller_id,
+                                                          record.c.category == CATEGORY)
+                                .order_by(record.c.id)).scalars())
+        suppressed = set(conn.execute(select(suppression.c.email_lookup)
+                                      .where(suppression.c.controller_id == controller_id)).scalars())
+    views = vault.read_records(ids)
+    restricted = set(refuse_restricted(vault, controller_id=controller_id,
+                                       subject_ids=[v.subject_id for v in views],
+                                       operation="marketing_export", actor=actor, at=at))
+    rows, skipped, seen = [], 0, set()
+    for view in views:
+        lookup = vault.indexer.digest("email", controller_id, view.fields["email"])
+        if lookup in suppressed:
+            skipped += 1
+        elif view.subject_id not in restricted and lookup not in seen:
+            seen.add(lookup)
+            rows.append({"email": view.fields["email"], "name": view.fields.get("name", "")})
+    export_id = f"marketing-{controller_id}-{at:%Y%m%dT%H%M%S}"
+    sealed, _secret = seal({"mailing-list.csv": csv_bytes(rows, ["email", "name"])},
+                           keyring=vault.keyring, request_id=export_id)
+    path = Path(outbox) / controller_id / f"{export_id}.gdprpkg"
+    write_atomically(path, sealed, mode=0o640)
+    with vault.engine.begin() as conn:
+        vault.audit.append(conn, at=at, actor=actor, action="marketing.exported", controller_id=controller_id,
+                           details={"export": export_id, "exported": len(rows), "suppressed": skipped,
+                                    "restricted": len(restricted)})
+    return MarketingExport(path, len(rows), skipped, len(restricted))

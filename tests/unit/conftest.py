@@ -1,0 +1,28 @@
+"""The demo shop on each backend, and a shop controller's stores: the vault, the shop, its server logs."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from include.datamap.model import load_data_maps
+from include.demo_shop import SHOP_CONNECTION, SHOP_CONTROLLER, seed_demo_logs, seed_shop
+from include.paths import DEFAULT_DATAMAPS_DIR
+from include.policies.instructions import load_instruction_dir
+from include.requests.gather import Stores
+from include.settings import WorkflowSettings
+
+
+@pytest.fixture
+def shop(store_urls):
+    engine = sa.create_engine(store_urls["copy"])
+    seed_shop(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def stores(demo_vault, shop, tmp_path) -> Stores:
+    seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
+    return Stores(demo_vault, SHOP_CONTROLLER, load_data_maps(DEFAULT_DATAMAPS_DIR),
+                  lambda conn_id: {SHOP_CONNECTION: shop}[conn_id], tmp_path / "logs")

@@ -1,0 +1,238 @@
+"""Rectification, erasure, restriction and objection on the demo shop (on each backend), the vault and
+the server logs, checked against what the demo generated."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.datamap.connectors import SqlConnector
+from include.datamap.model import load_data_map
+from include.demo_shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
+from include.errors import InvalidInput
+from include.marketing import export_mailing_list, is_suppressed, subscribe
+from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
+from include.policies.instructions import InstructionBook
+from include.requests.access import AccessSettings
+from include.requests.erasure import plan_sql_erasure, retained_subject_id
+from include.requests.gather import given_identities
+from include.requests.package import open_sealed
+from include.requests.register import get_request
+from include.requests.restriction import restricted_subjects
+from include.requests.rights import fulfil, register_rights_request
+from include.vault.schema import audit_event, data_subject, record
+from tests.helpers import client_in_both
+
+AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
+
+
+def settings(tmp_path: Path) -> AccessSettings:
+    return AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
+
+
+def exercise(stores, tmp_path, kind: str, email: str, *, reference: str, **extra) -> tuple[str, dict]:
+    request_id = register_rights_request(stores.vault, controller_id=SHOP_CONTROLLER, kind=kind, received_on=AT.date(),
+                                         identities={"email": [email]}, reference=reference, actor="test", at=AT,
+                                         **extra)
+    return request_id, fulfil(stores.vault, lambda _: stores, request_id, settings(tmp_path), on=AT.date(),
+                              actor="test", at=AT)
+
+
+def shop_rows(engine) -> dict[str, list[dict]]:
+    with engine.connect() as conn:
+        return {t.name: [dict(r) for r in conn.execute(sa.select(t).order_by(t.c.id)).mappings()]
+                for t in SHOP_TABLES}
+
+
+def log_lines(root: Path) -> list[str]:
+    lines = []
+    for path in sorted((root / "fenland-cycles").glob("access.log*")):
+        data = path.read_bytes()
+        lines += (gzip.decompress(data) if path.suffix == ".gz" else data).decode().splitlines()
+    return lines
+
+
+def vault_state(vault) -> dict:
+    """Records, subjects and the subjects' data keys (a request's own key is the register's)."""
+    with vault.engine.connect() as conn:
+        records = conn.execute(sa.select(record.c.id, record.c.subject_id).order_by(record.c.id)).all()
+        subjects = conn.execute(sa.select(data_subject.c.id, data_subject.c.erased_at)
+                                .order_by(data_subject.c.id)).all()
+    return {"records": records, "subjects": [(s, erased is not None) for s, erased in subjects],
+            "keys": sorted(vault.keystore.fetch([s for s, _ in subjects]))}
+
+
+def personal_values(email: str) -> dict[str, list[str]]:
+    truth = shop_truth(email)
+    customer = truth.rows["customers"][0]
+    return {"email": [email, email.upper()], "phone": [customer["phone"]],
+            "name": [f"{customer['first_name']} {customer['last_name']}"], "ip": truth.ips}
+
+
+def test_an_erasure_leaves_only_what_a_legal_reason_keeps_and_a_second_changes_nothing(stores, shop, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    truth = shop_truth(email)
+    customer_id = truth.rows["customers"][0]["id"]
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    invoices = [v.id for v in vault.read_records(vault.subject_record_ids(subject))
+                if v.category == "invoice" and v.retention_end > AT]
+    assert invoices and len(invoices) < len(vault.subject_record_ids(subject))
+
+    request_id, outcome = exercise(stores, tmp_path, "erase", email, reference="E-1")
+    assert get_request(vault, request_id).status == "completed" and outcome["status"] == "completed"
+
+    # The vault: the old key is destroyed; the invoices live on under a new, restricted subject.
+    assert vault.keystore.fetch([subject]) == {} and vault.subject_record_ids(subject) == []
+    kept_by = retained_subject_id(subject)
+    assert vault.subject_record_ids(kept_by) == sorted(invoices)
+    assert {v.fields["email"] for v in vault.read_records(invoices)} == {email}
+    assert kept_by in restricted_subjects(vault, [kept_by])
+    assert vault.find_subjects(SHOP_CONTROLLER, "email", email) == [kept_by]
+
+    # The shop, by its map: the account masked, addresses and meta gone, orders and lines kept.
+    rows = shop_rows(shop)
+    [account] = [r for r in rows["customers"] if r["id"] == customer_id]
+    assert account["email"] == "[erased]" and account["first_name"] is None and account["last_login_ip"] is None
+    assert not [r for r in rows["addresses"] + rows["customer_meta"] if r["customer_id"] == customer_id]
+    order_ids = {o["id"] for o in truth.rows["orders"]}
+    assert {o["id"] for o in rows["orders"] if o["customer_id"] == customer_id} == order_ids
+    assert len([r for r in rows["order_lines"] if r["order_id"] in order_ids]) == len(truth.rows["order_lines"])
+    assert {r["note"] for r in rows["order_notes"] if r["order_id"] in order_ids} <= {"[erased]"}
+
+    # Nothing of the person in plain text anywhere, but the IP addresses of the orders kept.
+    kept_orders = repr([o for o in rows["orders"] if o["id"] in order_ids])
+    elsewhere = repr({t: [r for r in rs if t != "orders" or r["id"] not in order_ids] for t, rs in rows.items()})
+    lines = log_lines(tmp_path / "logs")
+    for kind, values in personal_values(email).items():
+        for value in values:
+            assert value.lower() not in elsewhere.lower(), (kind, value)
+            assert not [line for line in lines if line.startswith(value + " ") or value in line], (kind, value)
+    assert all(ip in kept_orders for ip in truth.ips[1:2])  # the order-only address, kept with its order
+
+    # The confirmation lists what was kept, why and until when; it names no personal value.
+    confirmation = json.loads(Path(outcome["confirmation"]).with_suffix(".json").read_text())
+    kept = {(s["store"], k["table"]): k for s in confirmation["stores"] for k in s["kept"]}
+    assert kept[("vault", "invoice")]["reason"].startswith("Art. 17(3)(b)") and kept[("vault", "invoice")]["until"]
+    assert kept[("fenland-shop", "orders")]["until"] and "HMRC" not in kept[("fenland-shop", "orders")]["reason"]
+    done = {(s["store"], d["table"]): d for s in confirmation["stores"] for d in s["done"]}
+    assert done[("fenland-shop", "customers")]["action"] == "mask"
+    assert done[("fenland-logs", "access.log")]["records"] + done.get(("fenland-logs", "access.log.1"), {}).get(
+        "records", 0) + done.get(("fenland-logs", "access.log.2.gz"), {}).get("records", 0) == truth.visit_count
+    html = Path(outcome["confirmation"]).read_text()
+    for values in personal_values(email).values():
+        assert not [v for v in values if v in html]
+
+    # A second erasure finds the kept records and changes nothing.
+    before = (shop_rows(shop), log_lines(tmp_path / "logs"), vault_state(vault))
+    again_id, again = exercise(stores, tmp_path, "erase", email, reference="E-2")
+    assert (shop_rows(shop), log_lines(tmp_path / "logs"), vault_state(vault)) == before
+    assert get_request(vault, again_id).status == "completed"
+    second = json.loads(Path(again["confirmation"]).with_suffix(".json").read_text())
+    assert sorted(k["key"] for s in second["stores"] if s["store"] == "vault" for k in s["kept"]) == sorted(invoices)
+    with vault.engine.connect() as conn:  # every store's part is audited, and the chain holds
+        assert vault.audit.verify(conn).ok
+        actions = set(conn.execute(sa.select(audit_event.c.action)).scalars())
+    assert {"erasure.vault", "erase.store", "restriction.placed", "request.completed"} <= actions
+
+
+def test_every_kept_order_line_is_dated_by_its_order(stores, shop):
+    email = client_in_both()
+    loaded = load_data_map(MAPS / "fenland-shop.yaml")
+    plan = plan_sql_erasure(SqlConnector(loaded, shop), given_identities([("email", email)]),
+                            InstructionBook.load(stores.vault), controller_id=SHOP_CONTROLLER, at=AT)
+    orders = {o["id"]: o for o in shop_truth(email).rows["orders"]}
+    lines = shop_truth(email).rows["order_lines"]
+    until = {(k["table"], k["key"]): k["until"] for k in plan["kept"]}
+    for line in lines:
+        assert until[("order_lines", str(line["id"]))] == until[("orders", str(line["order_id"]))]
+    for order_id, order in orders.items():
+        placed = order["placed_at"].date()
+        year_end = date(placed.year if placed <= date(placed.year, 3, 31) else placed.year + 1, 3, 31)
+        assert until[("orders", str(order_id))].startswith(date(year_end.year + 7, 4, 1).isoformat())
+
+
+def test_a_rectified_email_is_found_everywhere_the_old_one_was_and_the_old_one_nowhere(stores, shop, tmp_path):
+    vault, email, new = stores.vault, client_in_both(), "Corrected.Address@Example.net"
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    vault_before = vault.find_records(SHOP_CONTROLLER, "email", email)
+    shop_before = [r["id"] for r in shop_rows(shop)["customers"] if r["email"].lower() == email.lower()]
+    assert vault_before and shop_before
+
+    request_id, _ = exercise(stores, tmp_path, "rectify", email, reference="R-1", corrections={"email": new},
+                             particulars={"field": "email"})
+    assert get_request(vault, request_id).status == "completed"
+    assert vault.find_records(SHOP_CONTROLLER, "email", email) == []
+    assert vault.find_records(SHOP_CONTROLLER, "email", new) == vault_before
+    assert {v.fields["email"] for v in vault.read_records(vault_before)} == {"corrected.address@example.net"}
+    assert vault.find_subjects(SHOP_CONTROLLER, "email", new) == [subject]
+    rows = shop_rows(shop)
+    assert email.lower() not in repr(rows).lower()
+    assert [r["id"] for r in rows["customers"] if r["email"] == "corrected.address@example.net"] == shop_before
+
+
+def test_restricted_data_is_only_stored_and_lifting_needs_the_person_told(stores, shop, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    _, done = exercise(stores, tmp_path, "restrict", email, reference="S-1")
+    assert done["status"] == "completed" and subject in restricted_subjects(vault, [subject])
+
+    refused_id, refused = exercise(stores, tmp_path, "rectify", email, reference="S-2",
+                                   corrections={"email": "other@example.net"})
+    request = get_request(vault, refused_id)
+    assert request.status == "refused" and "restricted" in request.refusal_reason and refused["status"] == "refused"
+    assert vault.find_records(SHOP_CONTROLLER, "email", email)  # nothing changed
+    assert email in repr(shop_rows(shop))
+
+    subscribe(vault, controller_id=SHOP_CONTROLLER, email=email, name="Restricted Person", source="signup form",
+              actor="test", at=AT)
+    subscribe(vault, controller_id=SHOP_CONTROLLER, email="someone.else@example.org", name="Someone Else",
+              source="signup form", actor="test", at=AT)
+    export = export_mailing_list(vault, controller_id=SHOP_CONTROLLER, outbox=tmp_path / "outbox", actor="test", at=AT)
+    csv = open_sealed(export.path.read_bytes(), keyring=vault.keyring)["mailing-list.csv"].decode()
+    assert export.restricted == 1 and email not in csv and "someone.else@example.org" in csv
+    with vault.engine.connect() as conn:
+        refusals = conn.execute(sa.select(audit_event.c.details).where(
+            audit_event.c.action == "restriction.refused")).scalars().all()
+    assert {json.loads(d)["operation"] for d in refusals} == {"rectification", "marketing_export"}
+
+    with pytest.raises(InvalidInput, match=r"day the person was told \(Art. 18\(3\)\)"):
+        exercise(stores, tmp_path, "lift_restriction", email, reference="S-3")
+    _, lifted = exercise(stores, tmp_path, "lift_restriction", email, reference="S-4",
+                         particulars={"person_told_on": "2026-11-20"})
+    assert lifted["status"] == "completed" and restricted_subjects(vault, [subject]) == {}
+
+
+def test_an_objection_to_marketing_outlives_erasure_and_a_new_signup(stores, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    _, done = exercise(stores, tmp_path, "object", email, reference="O-1", particulars={"ground": "direct_marketing"})
+    assert done["status"] == "completed" and is_suppressed(vault, SHOP_CONTROLLER, email)
+    exercise(stores, tmp_path, "erase", email, reference="O-2")
+    assert is_suppressed(vault, SHOP_CONTROLLER, email.upper())
+    subscribe(vault, controller_id=SHOP_CONTROLLER, email=email, name="Signed Up Again", source="signup form",
+              actor="test", at=AT)
+    export = export_mailing_list(vault, controller_id=SHOP_CONTROLLER, outbox=tmp_path / "outbox", actor="test", at=AT)
+    assert export.exported == 0 and export.suppressed == 1
+    assert email not in open_sealed(export.path.read_bytes(), keyring=vault.keyring)["mailing-list.csv"].decode()
+
+    _, other = exercise(stores, tmp_path, "object", client_in_both(), reference="O-3", particulars={"ground": "other"})
+    assert other["status"] == "awaiting the controller's decision"
+
+
+def test_unknown_rights_and_uncovered_categories_are_refused(stores, shop, tmp_path):
+    vault = stores.vault
+    with pytest.raises(InvalidInput, match="right 'forget' is not one of rectify, erase"):
+        exercise(stores, tmp_path, "forget", client_in_both(), reference="U-1")
+    with pytest.raises(InvalidInput, match="controller 'jigowatt' has no instruction covering category 'marketing'"):
+        export_mailing_list(vault, controller_id="jigowatt", outbox=tmp_path / "outbox", actor="test", at=AT)
+    uncovered = tmp_path / "fenland-shop.yaml"
+    uncovered.write_text((MAPS / "fenland-shop.yaml").read_text().replace("instruction: shop_order_note",
+                                                                          "instruction: shop_gift_message"))
+    with pytest.raises(InvalidInput, match="table order_notes: controller 'fenland-cycles' has no instruction "
+                                           "covering category 'shop_gift_message'"):
+        plan_sql_erasure(SqlConnector(load_data_map(uncovered), shop), given_identities([("email", client_in_both())]),
+                         InstructionBook.load(vault), controller_id=SHOP_CONTROLLER, at=AT)
