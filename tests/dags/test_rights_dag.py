@@ -127,6 +127,18 @@ def test_a_rectification_from_the_form_and_a_refused_one(dagbag, shop_world, sto
     shop.dispose()
 
 
+@pytest.mark.airflow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_form_missing_what_the_right_needs_fails_at_once_with_the_reason(dagbag, shop_world, capfd):
+    run = trigger(dagbag, controller=SHOP_CONTROLLER, email=client_in_both(), right="rectify", rectify_field="email")
+    assert run.state == "failed"
+    # Failed, not up for retry: a retry would get the same answer.
+    assert task_states(run.run_id)[("register_request", -1)] == "failed"
+    printed = capfd.readouterr()
+    assert "a rectification needs the field to correct and its corrected value" in printed.out + printed.err
+    assert requests_of(shop_world) == {}
+
+
 KILLED_ERASURE = """
 import os, signal, sys
 from datetime import datetime

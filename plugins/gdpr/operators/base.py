@@ -7,8 +7,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from gdpr.hooks.vault import VaultHook
+from include.errors import InvalidInput, Restricted, UnknownRecord
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -36,8 +38,12 @@ class BaseVaultOperator(BaseOperator):
         return f"airflow:{self.dag_id}.{self.task_id}"
 
     def execute(self, context: Context) -> Any:
-        with self.hook.get_conn() as vault:
-            return self.execute_on_vault(vault, context)
+        try:
+            with self.hook.get_conn() as vault:
+                return self.execute_on_vault(vault, context)
+        except (InvalidInput, Restricted, UnknownRecord) as refused:
+            # Bad input or a refusal: a retry would get the same answer, so fail at once.
+            raise AirflowFailException(str(refused)) from refused
 
     def execute_on_vault(self, vault: Vault, context: Context) -> Any:
         raise NotImplementedError
