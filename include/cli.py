@@ -24,6 +24,7 @@ from include.clock import utcnow
 from include.crypto.keyring import create_keyring, load_keyring
 from include.demo import DEMO_INSTRUCTIONS, seed_demo
 from include.demo_shop import seed_demo_logs, seed_shop
+from include.disclosures import verify_disclosures
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.errors import GdprError, InvalidInput
 from include.files import write_atomically
@@ -102,14 +103,16 @@ def cmd_vault_connection(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
-    with _open() as vault, vault.engine.connect() as conn:
-        result = AuditLog(vault.keyring).verify(conn)
-    if result.ok:
-        print(f"audit log intact: {result.events} events, chain and head verified")
+    with _open() as vault:
+        with vault.engine.connect() as conn:
+            result = AuditLog(vault.keyring).verify(conn)
+        problems = result.problems + verify_disclosures(vault)
+    if not problems:
+        print(f"audit log intact: {result.events} events, chain and head verified, disclosures match")
         return 0
-    print(f"audit log BROKEN: {len(result.problems)} problem(s) in {result.events} events",
+    print(f"audit log BROKEN: {len(problems)} problem(s) in {result.events} events",
           file=sys.stderr)
-    for problem in result.problems:
+    for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
     return 1
 

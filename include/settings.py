@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_VAR_DIR
+from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_RECIPIENTS_FILE, DEFAULT_VAR_DIR
 
 
 class VaultSettings(BaseSettings):
@@ -67,3 +67,7 @@ class WorkflowSettings(BaseSettings):
                              description="Sealed access packages, one folder per controller, for delivery.")
     work_dir: Path = Field(default=DEFAULT_VAR_DIR / "work",
                            description="Requests' encrypted intermediate results between tasks.")
+    recipients_file: Path = Field(default=DEFAULT_RECIPIENTS_FILE,
+                                  description="The register of recipients (YAML).")
+    disclosures_inbox: Path = Field(default=DEFAULT_VAR_DIR / "disclosures" / "inbox",
+                                    description="Where other systems drop CSV files of routine disclosures.")

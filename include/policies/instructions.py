@@ -92,6 +92,7 @@ class ServerLogLocation(_Strict):
 
 class InstructionFile(_Strict):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    contact: str | None = Field(default=None, max_length=300)  # the controller's contact, for Art. 30(2) records
     financial_year_end: str = "03-31"
     instructions: list[InstructionEntry] = Field(min_length=1)
     server_logs: list[ServerLogLocation] = []

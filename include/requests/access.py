@@ -22,8 +22,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from include.datamap.connectors import SEARCHED_KINDS, IdentitySet, StoreResult
+from include.disclosures import as_told, disclosures_of, load_register
 from include.errors import StoreUnavailable, UnknownRecord
 from include.files import write_atomically
+from include.paths import DEFAULT_RECIPIENTS_FILE
 from include.policies.instructions import InstructionBook
 from include.requests.gather import (
     IDENTITY_STORES,
@@ -77,6 +79,7 @@ class Workspace:
 class AccessSettings:
     work_dir: Path
     outbox_dir: Path
+    recipients_file: Path = DEFAULT_RECIPIENTS_FILE
 
 
 def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettings, *, actor: str,
@@ -158,8 +161,12 @@ def package(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
         controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)).one().name
     own = name_words([controller_name, *(found.data.get(field) for result in results
                                          for found in result.records for field in NAME_FIELDS)])
+    disclosed = as_told(load_register(settings.recipients_file).content, disclosures_of(
+        vault, request.controller_id, subject_ids=[request.subject_id] if request.subject_id else [],
+        emails=identities.values("email")))
     files = build_package(request=request, controller_name=controller_name, results=results, maps=stores.maps,
-                          book=InstructionBook.load(vault), redactor=Redactor(identities, own), on=on)
+                          book=InstructionBook.load(vault), redactor=Redactor(identities, own), on=on,
+                          disclosed=disclosed)
     sealed, _secret = seal(files, keyring=vault.keyring, request_id=request_id)
     path = deliver(settings.outbox_dir, request.controller_id, request_id, sealed)
     records = sum(len(result.records) for result in results)

@@ -105,24 +105,29 @@ def _tables(results: Sequence[StoreResult], maps: Sequence[LoadedFile[DataMap]],
 
 def build_package(*, request: Request, controller_name: str, results: Sequence[StoreResult],
                   maps: Sequence[LoadedFile[DataMap]], book: InstructionBook, redactor: Redactor,
-                  on: date) -> dict[str, bytes]:
+                  on: date, disclosed: Sequence[dict] = ()) -> dict[str, bytes]:
     """The package's files by path. `on`: the day it is made (the run's date, so a re-run makes the
-    same package)."""
+    same package). `disclosed`: the disclosures of the person's data, as `disclosures.as_told` gives them."""
     tables = _tables(results, maps, book, request.controller_id, on, redactor)
     files: dict[str, bytes] = {}
     for table in tables:
         base = f"data/{table.store}/{table.table}"
         files[f"{base}.json"] = json_bytes(table.rows)
         files[f"{base}.csv"] = csv_bytes(table.rows)
+    if disclosed:
+        files["data/disclosures.json"] = json_bytes(list(disclosed))
+        files["data/disclosures.csv"] = csv_bytes(list(disclosed))
     manifest = {
         "format": FORMAT, "request": request.id, "controller": request.controller_id, "made_on": on.isoformat(),
         "received_on": request.received_on.isoformat(), "due_on": request.due_on.isoformat(),
         "stores_searched": sorted({r.store for r in results}), "withheld_values": redactor.withheld,
         "tables": [{"store": t.store, "table": t.table, "records": len(t.rows)} for t in tables],
+        "disclosures": len(disclosed),
     }
     files["manifest.json"] = json_bytes(manifest)
     files["report.html"] = html_bytes("access_package.html.j2", request=request, controller_name=controller_name,
-                                      tables=tables, manifest=manifest, rights=RIGHTS, complaint=COMPLAINT)
+                                      tables=tables, manifest=manifest, rights=RIGHTS, complaint=COMPLAINT,
+                                      disclosed=disclosed)
     return files
 
 

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from include.datamap.connectors import IdentitySet, VaultConnector
+from include.disclosures import as_told, disclosures_of, load_register
 from include.errors import InvalidInput, Restricted, StoreUnavailable, UnknownRecord
 from include.files import write_atomically
 from include.marketing import suppress
@@ -264,12 +265,18 @@ def confirm(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
         controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)).one().name
     stores_done = [{"store": store, "done": (result or {}).get("done", []), "kept": (result or {}).get("kept", [])}
                    for store, result in results.items()]
+    known = work.load("identities", at)
+    erased = (work.load(f"plan-{VAULT_STORE}", at) or {}).get("subjects", [])  # found before their erasure
+    subjects = [s["subject_id"] for s in erased] + ([request.subject_id] if request.subject_id else [])
+    recipients = as_told(load_register(settings.recipients_file).content, disclosures_of(
+        vault, request.controller_id, subject_ids=subjects,
+        emails=IdentitySet.from_json(known).values("email") if known else []))
     summary = {"request": request_id, "controller": request.controller_id, "right": request.kind,
                "received_on": request.received_on.isoformat(), "due_on": request.due_on.isoformat(),
                "confirmed_on": on.isoformat(), "status": "refused" if request.status == "refused"
                else "awaiting the controller's decision" if awaiting else "completed",
                "refusal_reason": request.refusal_reason, "particulars": request.particulars, "stores": stores_done,
-               "nothing_held": NOTHING_HELD}
+               "recipients": recipients, "nothing_held": NOTHING_HELD}
     write_atomically(path.with_suffix(".json"), json_bytes(summary), mode=0o640)
     write_atomically(path, html_bytes("rights_confirmation.html.j2", controller_name=controller_name, **summary),
                      mode=0o640)

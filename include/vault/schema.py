@@ -182,6 +182,26 @@ suppression = Table(
     Column("added_at", UTCDateTime, nullable=False),
 )
 
+# Disclosures to third parties (Art. 30(2), 19): who received which categories of whose data, when, on
+# what basis; the instructions in effect on disclosed_on are the ones it was made under. The person is
+# the subject id where the vault holds them, and always their email's blind index.
+disclosure = Table(
+    "disclosure", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
+    Column("recipient_id", String(64), nullable=False),
+    Column("subject_id", ID, index=True),
+    Column("email_lookup", String(64), nullable=False, index=True),
+    Column("categories", String(500), nullable=False),  # comma-separated category codes
+    Column("legal_basis", String(32), nullable=False),
+    Column("disclosed_on", Date, nullable=False),
+    Column("reference", String(64)),  # a court order's reference
+    Column("country", String(2), nullable=False),
+    Column("safeguard", String(16)),  # for a transfer outside the UK and the EEA
+    Column("source", String(120), nullable=False, unique=True),  # form:<run> or file:<digest>:<row>
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 # The identities a request was made with (email, phone, ...), encrypted under the request's own key
 # in the key store, so that shredding it removes them once the request's record may go.
 request_identity = Table(

@@ -48,3 +48,22 @@ def configured_controllers() -> list[str]:
         if isinstance(content, dict) and isinstance(content.get("controller"), str):
             controllers.add(content["controller"])
     return sorted(controllers)
+
+
+def registered_recipients() -> list[str]:
+    """The recipients of the register, for trigger forms' choices (a cheap read at parse time; the
+    tasks validate the register in full)."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from include.paths import DEFAULT_RECIPIENTS_FILE
+
+    path = Path(os.environ.get("GDPR_RECIPIENTS_FILE", DEFAULT_RECIPIENTS_FILE))  # as WorkflowSettings reads it
+    try:
+        content = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    recipients = content.get("recipients") if isinstance(content, dict) else None
+    return sorted(r["id"] for r in recipients or [] if isinstance(r, dict) and isinstance(r.get("id"), str))

@@ -29,7 +29,8 @@ def access_settings() -> AccessSettings:
     from include.settings import WorkflowSettings
 
     workflow = WorkflowSettings()
-    return AccessSettings(work_dir=workflow.work_dir, outbox_dir=workflow.outbox_dir)
+    return AccessSettings(work_dir=workflow.work_dir, outbox_dir=workflow.outbox_dir,
+                          recipients_file=workflow.recipients_file)
 
 
 def stores_for(vault: Vault):

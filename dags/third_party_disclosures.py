@@ -1,0 +1,57 @@
+"""
+### Third-party disclosures: log them, guard transfers, keep them provable
+
+**From the form**, a one-off disclosure such as a court order: the controller, the person's email,
+the recipient (from the register of recipients, `include/config/recipients.yaml`), the data
+categories, the legal basis, the order's reference and the day. It is logged only if the recipient
+is registered for those categories, the controller's instructions cover them, the person's data is
+not restricted, and, for a recipient outside the UK and the EEA, an adequacy decision or safeguard
+is recorded. A refusal is audited, reported to the controller's outbox, and fails the run with its
+reason.
+
+**Daily**, the CSV files of routine disclosures that other systems drop in the inbox
+(`GDPR_DISCLOSURES_INBOX`, columns controller, recipient, email, categories, legal_basis,
+disclosed_on, optionally reference) are logged, a file's rows once however often it is dropped;
+each file is then sealed away and its plain copy removed. Refused rows are reported.
+
+Then the audit chain, and every logged disclosure against its audit event, are verified. Access
+packages and erasure confirmations take their recipients from this log.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from gdpr.defaults import DAG_DEFAULTS, EMAIL_PATTERN, configured_controllers, registered_recipients
+from gdpr.operators.audit import VerifyAuditLogOperator
+from gdpr.operators.disclosures import IngestDisclosuresOperator, RecordDisclosureOperator
+
+with DAG(
+    dag_id="third_party_disclosures",
+    schedule=CronDataIntervalTimetable("30 0 * * *", timezone="UTC"),
+    **DAG_DEFAULTS,
+    tags=["gdpr", "disclosures"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "controller": Param(None, type=["null", "string"], enum=[None, *configured_controllers()],
+                            title="Controller", description="Whose data is disclosed."),
+        "email": Param(None, type=["null", "string"], format="email", pattern=EMAIL_PATTERN, maxLength=320,
+                       title="The person's email address"),
+        "recipient": Param(None, type=["null", "string"], enum=[None, *registered_recipients()], title="Recipient"),
+        "categories": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}$"},
+                            title="Data categories disclosed", description="One per line, e.g. client, invoice."),
+        "legal_basis": Param("legal_obligation", type="string", title="Legal basis (Art. 6(1))",
+                             enum=["consent", "contract", "legal_obligation", "vital_interests", "public_task",
+                                   "legitimate_interests"]),
+        "reference": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9_.:/+-]{1,64}$",
+                           title="Court order or other reference"),
+        "disclosed_on": Param(None, type=["null", "string"], format="date", title="Disclosed on",
+                              description="Empty for the run's date."),
+    },
+) as dag:
+    form = RecordDisclosureOperator(task_id="record_form_disclosure")  # reads the form's params
+    batches = IngestDisclosuresOperator(task_id="ingest_disclosure_files")
+    verify = VerifyAuditLogOperator(task_id="verify_audit_and_disclosure_logs", trigger_rule="all_done")
+
+    [form, batches] >> verify

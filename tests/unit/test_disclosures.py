@@ -1,0 +1,219 @@
+"""Third-party disclosures: the register, the transfer guard, the log and its verification, batch
+files, the processor's records (Art. 30(2)), and the recipients in packages and confirmations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.demo import demo_people
+from include.demo_shop import SHOP_CONTROLLER
+from include.disclosures import Disclosure, ingest_inbox, load_register, record_disclosure, verify_disclosures
+from include.errors import InvalidInput
+from include.paths import DEFAULT_RECIPIENTS_FILE
+from include.policies.instructions import load_instruction_dir
+from include.records import processor_records, write_processor_records
+from include.requests.access import AccessSettings
+from include.requests.access import fulfil as fulfil_access
+from include.requests.package import open_sealed
+from include.requests.register import register_request
+from include.requests.restriction import restrict
+from include.requests.rights import fulfil as fulfil_rights
+from include.requests.rights import register_rights_request
+from include.settings import WorkflowSettings
+from include.vault.schema import audit_event, disclosure
+from tests.helpers import client_in_both
+
+AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
+REGISTER = load_register(DEFAULT_RECIPIENTS_FILE).content
+
+
+def court_order(email: str, **changes) -> Disclosure:
+    return Disclosure(**{"controller_id": SHOP_CONTROLLER, "recipient_id": "hmcts", "email": email,
+                         "categories": ("client", "invoice"), "legal_basis": "legal_obligation",
+                         "disclosed_on": date(2026, 11, 20), "reference": "CO/2026/0417",
+                         "source": "form:test-1", **changes})
+
+
+def audit_actions(vault) -> list[str]:
+    with vault.engine.connect() as conn:
+        return list(conn.execute(sa.select(audit_event.c.action).order_by(audit_event.c.seq)).scalars())
+
+
+def test_a_register_error_names_the_file_the_line_and_the_field(tmp_path):
+    text = DEFAULT_RECIPIENTS_FILE.read_text()
+    broken = tmp_path / "recipients.yaml"
+    broken.write_text(text.replace("country: IE", "country: Eire"))
+    line = text.splitlines().index("    country: IE") + 1
+    with pytest.raises(InvalidInput, match=rf"recipients.yaml:{line}: recipients.0.country: 'Eire' is not an ISO "):
+        load_register(broken)
+    broken.write_text(text.replace("id: xero", "id: microsoft-365"))
+    line = text.splitlines().index("  - id: xero") + 1
+    with pytest.raises(InvalidInput, match=rf"recipients.yaml:{line}: recipients.1.id: a second recipient 'microsoft-365'"):
+        load_register(broken)
+
+
+def test_a_court_order_is_logged_once_and_audited_with_its_digest(demo_vault, vault):
+    email = client_in_both()
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    logged = record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT)
+    again = record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT)
+    assert logged.refusal is None and logged.new and (again.disclosure_id, again.new) == (logged.disclosure_id, False)
+    with vault.engine.connect() as conn:
+        [row] = conn.execute(sa.select(disclosure)).mappings().all()
+    assert (row["subject_id"], row["recipient_id"], row["categories"], row["reference"], row["country"]) == (
+        subject, "hmcts", "client,invoice", "CO/2026/0417", "GB")
+    assert email not in repr(dict(row)) and row["email_lookup"] == vault.indexer.digest("email", SHOP_CONTROLLER, email)
+    assert audit_actions(vault).count("disclosure.recorded") == 1 and verify_disclosures(vault) == []
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"recipient_id": "trellis-crm", "controller_id": "jigowatt", "categories": ("contact",)},
+     "transfer refused: Trellis CRM Inc. is in US, outside the UK and the EEA, and no adequacy decision or "
+     "safeguard"),
+    ({"recipient_id": "bt-business", "categories": ("invoice",)},
+     "BT Group plc (BT Business) is not registered to receive category 'invoice' from controller 'fenland-cycles'"),
+    ({"recipient_id": "xero", "categories": ("shop_order",), "disclosed_on": date(2023, 12, 1)},
+     "controller 'fenland-cycles' has no instruction covering category 'shop_order' in effect on 2023-12-01"),
+    ({"recipient_id": "mars-bank"}, "recipient 'mars-bank' is not in the register of recipients"),
+    ({"legal_basis": "because"}, "legal basis 'because' is not one of consent, contract"),
+])
+def test_each_refusal_is_audited_with_a_clear_reason(demo_vault, vault, changes, reason):
+    person = next(p for p in demo_people() if p.controller_id == changes.get("controller_id", SHOP_CONTROLLER))
+    outcome = record_disclosure(vault, REGISTER, court_order(person.email, **changes), actor="test", at=AT)
+    assert outcome.disclosure_id is None and reason in outcome.refusal
+    assert audit_actions(vault)[-1] == "disclosure.refused"
+    with vault.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(disclosure)).scalar_one() == 0
+
+
+def test_a_transfer_with_a_recorded_safeguard_is_allowed_and_restricted_data_is_not_disclosed(demo_vault, vault):
+    email = client_in_both()
+    allowed = record_disclosure(vault, REGISTER, court_order(email, recipient_id="mailchimp", categories=("marketing",),
+                                                             legal_basis="consent", reference=None,
+                                                             source="form:test-2"), actor="test", at=AT)
+    assert allowed.refusal is None
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    with vault.engine.begin() as conn:
+        restrict(vault, conn, controller_id=SHOP_CONTROLLER, subject_id=subject, grounds="person_asked", actor="test",
+                 at=AT)
+    refused = record_disclosure(vault, REGISTER, court_order(email, source="form:test-3"), actor="test", at=AT)
+    assert "disclosure refused" in refused.refusal and "restricted" in refused.refusal
+
+
+def test_a_batch_file_dropped_twice_is_logged_once_and_sealed_away(demo_vault, vault, tmp_path):
+    people = [p for p in demo_people() if p.controller_id == SHOP_CONTROLLER][:2]
+    text = ("controller,recipient,email,categories,legal_basis,disclosed_on,reference\n"
+            f"{SHOP_CONTROLLER},xero,{people[0].email},client;invoice,contract,2026-11-02,\n"
+            f"{SHOP_CONTROLLER},microsoft-365,{people[1].email},contact,contract,2026-11-03,\n"
+            f"jigowatt,trellis-crm,{people[1].email},contact,contract,2026-11-03,\n"
+            f"{SHOP_CONTROLLER},xero,{people[0].email},client,contract,3 November,\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "daily-2026-11-03.csv").write_text(text)
+    [first] = ingest_inbox(vault, REGISTER, inbox, actor="test", at=AT)
+    assert (first.recorded, first.already_logged) == (2, 0)
+    reasons = {r.source: r.reason for r in first.refusals}
+    assert "transfer refused" in reasons["daily-2026-11-03.csv:4"]
+    assert "daily-2026-11-03.csv:5: Invalid isoformat string" in reasons["daily-2026-11-03.csv"]
+    assert not (inbox / "daily-2026-11-03.csv").exists()
+    [sealed] = (inbox / "processed").glob("daily-2026-11-03-*.gdprpkg")
+    assert open_sealed(sealed.read_bytes(), keyring=vault.keyring) == {"daily-2026-11-03.csv": text.encode()}
+    assert people[0].email.encode() not in sealed.read_bytes()
+
+    (inbox / "again.csv").write_text(text)
+    [second] = ingest_inbox(vault, REGISTER, inbox, actor="test", at=AT)
+    assert (second.recorded, second.already_logged, len(second.refusals)) == (0, 2, 2)
+    with vault.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(disclosure)).scalar_one() == 2
+
+    (inbox / "broken.csv").write_text("who,what\nx,y\n")
+    with pytest.raises(InvalidInput, match="broken.csv:1: missing column"):
+        ingest_inbox(vault, REGISTER, inbox, actor="test", at=AT)
+    assert (inbox / "broken.csv").exists()
+
+
+def test_verification_finds_an_edited_or_deleted_disclosure_and_an_edited_audit_event(demo_vault, vault):
+    email = client_in_both()
+    first = record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT).disclosure_id
+    second = record_disclosure(vault, REGISTER, court_order(email, source="form:test-2", reference="CO/2026/0500"),
+                               actor="test", at=AT).disclosure_id
+    with vault.engine.begin() as conn:
+        conn.execute(sa.update(disclosure).where(disclosure.c.id == first).values(categories="client"))
+        conn.execute(sa.delete(disclosure).where(disclosure.c.id == second))
+    problems = verify_disclosures(vault)
+    assert any(f"disclosure {first} does not match audit event" in p for p in problems)
+    assert any(f"disclosure {second} (audit event" in p and "(deleted)" in p for p in problems)
+    with vault.engine.begin() as conn:
+        seq = conn.execute(sa.select(audit_event.c.seq).where(audit_event.c.action == "disclosure.recorded")
+                           .order_by(audit_event.c.seq)).scalars().first()
+        conn.execute(sa.update(audit_event).where(audit_event.c.seq == seq).values(
+            details=json.dumps({"disclosure": first, "recipient": "xero"})))
+    with vault.engine.connect() as conn:
+        assert any(f"event {seq}: content does not match" in p for p in vault.audit.verify(conn).problems)
+
+
+def test_the_processor_records_list_categories_recipients_transfers_and_safeguards(demo_vault, vault, tmp_path):
+    record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT)
+    record_disclosure(vault, REGISTER, court_order(client_in_both(), recipient_id="trellis-crm", source="form:t2"),
+                      actor="test", at=AT)
+    files = load_instruction_dir(WorkflowSettings().instructions_dir)
+    records = processor_records(vault, REGISTER, files, controller_id=SHOP_CONTROLLER, period_start=date(2026, 11, 1),
+                                as_of=date(2026, 11, 30))
+    paths = write_processor_records(tmp_path, records)
+    rows = list(csv.DictReader(io.StringIO(Path(paths["csv"]).read_text())))
+
+    def section(name):
+        return [r for r in rows if r["section"] == name]
+    assert section("processor")[0]["name"] == "Jigowatt Ltd (the agency)"
+    assert section("controller")[0]["name"] == "Fenland Cycles Ltd"
+    assert section("controller")[0]["detail"].startswith("Managing Director, Fenland Cycles Ltd")
+    [instructions] = [f for f in files if f.content.controller == SHOP_CONTROLLER]
+    latest = {}
+    for entry in instructions.content.instructions:
+        if entry.given_on <= date(2026, 11, 30):
+            latest[entry.category] = entry
+    assert {r["name"]: (r["purpose"], r["legal_basis"], r["retention"]) for r in section("processing")} == {
+        c: (e.purpose, e.legal_basis.value, e.retention) for c, e in latest.items()}
+    recipients = {r["name"]: r for r in section("recipient")}
+    assert set(recipients) == {"Microsoft Ireland Operations Ltd", "Xero (UK) Ltd", "BT Group plc (BT Business)",
+                               "The Rocket Science Group LLC (Intuit Mailchimp)",
+                               "HM Courts & Tribunals Service (courts of England and Wales)", "HM Revenue & Customs"}
+    hmcts = recipients["HM Courts & Tribunals Service (courts of England and Wales)"]
+    assert (hmcts["kind"], hmcts["country"], hmcts["disclosures"]) == ("court", "GB", "1")
+    assert recipients["Xero (UK) Ltd"]["categories"] == "client;invoice;shop_order"
+    [transfer] = section("transfer")
+    assert (transfer["name"], transfer["country"], transfer["safeguard"], transfer["detail"]) == (
+        "The Rocket Science Group LLC (Intuit Mailchimp)", "US", "idta", "allowed under the safeguard")
+    assert transfer["safeguard_reference"].startswith("ICO International Data Transfer Addendum")
+    assert len(section("security")) == len(REGISTER.security_measures)
+    assert section("refusals")[0]["detail"] == "1"  # trellis-crm: not registered for the shop's controller
+    html = Path(paths["html"]).read_text()
+    assert "Transfers outside the UK and the EEA" in html and "idta" in html
+
+
+def test_a_disclosure_appears_in_the_access_package_and_the_erasure_confirmation(stores, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT)
+    settings = AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
+    access = register_request(vault, controller_id=SHOP_CONTROLLER, kind="access", received_on=AT.date(),
+                              identities={"email": [email]}, actor="test", at=AT)
+    delivered = fulfil_access(vault, lambda _: stores, access, settings, on=AT.date(), actor="test", at=AT)
+    files = open_sealed(Path(delivered["package"]).read_bytes(), keyring=vault.keyring)
+    [told] = json.loads(files["data/disclosures.json"])
+    assert (told["recipient"], told["reference"], told["categories"]) == (
+        "HM Courts & Tribunals Service (courts of England and Wales)", "CO/2026/0417", "client, invoice")
+    assert "CO/2026/0417" in files["report.html"].decode()
+
+    erase = register_rights_request(vault, controller_id=SHOP_CONTROLLER, kind="erase", received_on=AT.date(),
+                                    identities={"email": [email]}, actor="test", at=AT)
+    confirmed = fulfil_rights(vault, lambda _: stores, erase, settings, on=AT.date(), actor="test", at=AT)
+    summary = json.loads(Path(confirmed["confirmation"]).with_suffix(".json").read_text())
+    assert [r["recipient"] for r in summary["recipients"]] == [
+        "HM Courts & Tribunals Service (courts of England and Wales)"]
