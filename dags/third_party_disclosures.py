@@ -14,8 +14,9 @@ reason.
 disclosed_on, optionally reference) are logged, a file's rows once however often it is dropped;
 each file is then sealed away and its plain copy removed. Refused rows are reported.
 
-Then the audit chain, and every logged disclosure against its audit event, are verified. Access
-packages and erasure confirmations take their recipients from this log.
+First of all the audit chain, and every logged disclosure against its audit event, are verified:
+nothing is added to a log that does not verify. Access packages and erasure confirmations take
+their recipients from this log.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ with DAG(
                               description="Empty for the run's date."),
     },
 ) as dag:
+    verify = VerifyAuditLogOperator(task_id="verify_audit_and_disclosure_logs")
     form = RecordDisclosureOperator(task_id="record_form_disclosure")  # reads the form's params
     batches = IngestDisclosuresOperator(task_id="ingest_disclosure_files")
-    verify = VerifyAuditLogOperator(task_id="verify_audit_and_disclosure_logs", trigger_rule="all_done")
 
-    [form, batches] >> verify
+    verify >> [form, batches]

@@ -97,7 +97,7 @@ def metadata_holding(value: str) -> set[str]:
     return found
 
 
-FORM_DAGS = ("dsar_fulfilment", "subject_rights")  # the DAGs whose forms name a person
+FORM_DAGS = ("dsar_fulfilment", "subject_rights", "third_party_disclosures")  # the DAGs whose forms name a person
 
 
 def assert_cleaned_after_the_window(value: str) -> None:

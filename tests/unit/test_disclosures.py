@@ -55,7 +55,8 @@ def test_a_register_error_names_the_file_the_line_and_the_field(tmp_path):
         load_register(broken)
     broken.write_text(text.replace("id: xero", "id: microsoft-365"))
     line = text.splitlines().index("  - id: xero") + 1
-    with pytest.raises(InvalidInput, match=rf"recipients.yaml:{line}: recipients.1.id: a second recipient 'microsoft-365'"):
+    with pytest.raises(InvalidInput,
+                       match=rf"recipients.yaml:{line}: recipients.1.id: a second recipient 'microsoft-365'"):
         load_register(broken)
 
 
