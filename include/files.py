@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,4 +49,21 @@ def remove_stale_temporaries(directory: Path) -> int:
     for temp in Path(directory).glob(f"{TEMP_PREFIX}*"):
         temp.unlink(missing_ok=True)
         removed += 1
+    return removed
+
+
+def remove_older_than(directory: Path, cutoff: datetime) -> int:
+    """Remove the files under directory last written before cutoff, then the folders left empty;
+    returns how many files went. A missing directory has nothing to remove."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.rglob("*"):
+        if path.is_file() and path.stat().st_mtime < cutoff.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    for folder in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     return removed

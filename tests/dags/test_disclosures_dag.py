@@ -25,9 +25,9 @@ FORM = {"controller": None, "email": None, "recipient": None, "categories": [], 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cleaned_after_the_window():
+def cleaned_after_the_window(tmp_path_factory):
     yield
-    assert_cleaned_after_the_window(client_in_both())
+    assert_cleaned_after_the_window(client_in_both(), tmp_path_factory.mktemp("hygiene"))
 
 
 def disclose(dagbag, hour: int, **conf):

@@ -33,10 +33,10 @@ FORM = {"rectify_field": None, "corrected_value": None, "phone": None, "objectio
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cleaned_after_the_window():
+def cleaned_after_the_window(tmp_path_factory):
     yield
     for value in (client_in_both(), "fixed.address@example.net"):
-        assert_cleaned_after_the_window(value)
+        assert_cleaned_after_the_window(value, tmp_path_factory.mktemp("hygiene"))
 
 
 def trigger(dagbag, day: datetime = RUN_DAY, **conf):
