@@ -17,6 +17,8 @@ export GDPR_KEYRING_PATH ?= $(CURDIR)/var/keyring/keyring.json
 # The demo client shop (Fenland Cycles), a store the data map reaches by this Airflow connection.
 SHOP_URL := sqlite:///$(CURDIR)/var/shop/fenland-shop.db
 export AIRFLOW_CONN_FENLAND_SHOP ?= {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": "$(SHOP_URL)"}}
+# Airflow's metadata database, for airflow_metadata_hygiene alone (tasks cannot reach it otherwise).
+export AIRFLOW_CONN_AIRFLOW_METADATA ?= {"conn_type": "generic", "extra": {"sqlalchemy_url": "sqlite:///$(AIRFLOW_HOME)/airflow.db"}}
 
 .PHONY: install init run test bench clean
 

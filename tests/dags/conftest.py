@@ -112,16 +112,20 @@ def assert_cleaned_after_the_window(value: str, directory: Path) -> None:
     settings = VaultSettings(vault_url=f"sqlite:///{directory / 'vault.db'}",
                              keystore_url=f"sqlite:///{directory / 'keys.db'}", keyring_path=directory / "keyring.json")
     Vault.open(settings, create=True).dispose()
-    before = os.environ.get("AIRFLOW_CONN_GDPR_VAULT_DEFAULT")
-    os.environ["AIRFLOW_CONN_GDPR_VAULT_DEFAULT"] = connection_json(settings)
+    connections = {"AIRFLOW_CONN_GDPR_VAULT_DEFAULT": connection_json(settings),
+                   "AIRFLOW_CONN_AIRFLOW_METADATA": json.dumps({"conn_type": "generic", "extra": {
+                       "sqlalchemy_url": f"sqlite:///{Path(os.environ['AIRFLOW_HOME']) / 'airflow.db'}"}})}
+    before = {name: os.environ.get(name) for name in connections}
+    os.environ.update(connections)
     try:
         dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).get_dag("airflow_metadata_hygiene")
         run = dag.test(logical_date=datetime.now(UTC), run_conf={"window_hours": 0})
     finally:
-        if before is None:
-            del os.environ["AIRFLOW_CONN_GDPR_VAULT_DEFAULT"]
-        else:
-            os.environ["AIRFLOW_CONN_GDPR_VAULT_DEFAULT"] = before
+        for name, earlier in before.items():
+            if earlier is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = earlier
     assert run.state == "success"
     assert metadata_holding(value) == set()
     with Vault.open(settings) as vault, vault.engine.connect() as conn:
