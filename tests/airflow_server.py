@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -78,6 +79,16 @@ class Airflow:
             log = open(self.home / f"{component}.log", "wb")  # noqa: SIM115 - closed with the process
             self.processes.append(subprocess.Popen([sys.executable, "-m", "airflow", component], env=self.env,
                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 180
+        while True:  # the API server answers before anything is asked of it
+            try:
+                if httpx.get(f"http://localhost:{self.port}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the API server did not answer in 180 s: {(self.home / 'api-server.log').read_text()[-3000:]}")
+            time.sleep(1)
 
     def stop(self) -> None:
         for process in self.processes:
