@@ -39,8 +39,11 @@ def replacing(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    with replacing(path, mode=mode) as handle:
-        handle.write(data)
+    try:
+        with replacing(path, mode=mode) as handle:
+            handle.write(data)
+    except OSError as exc:  # name the file (a full disk reports no path of its own)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
 
 
 def remove_stale_temporaries(directory: Path) -> int:
