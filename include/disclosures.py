@@ -237,22 +237,28 @@ def read_batch(data: bytes, name: str) -> tuple[str, list[Disclosure | InvalidIn
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput(f"{name}: not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if missing := [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or [])]:
-        raise InvalidInput(f"{name}:1: missing column(s) {', '.join(missing)}; expected {', '.join(BATCH_COLUMNS)}"
-                           " and optionally reference")
-    rows: list[Disclosure | InvalidInput] = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            rows.append(Disclosure(
-                controller_id=row["controller"].strip(), recipient_id=row["recipient"].strip(),
-                email=row["email"].strip(), categories=tuple(c.strip() for c in row["categories"].split(";")
-                                                             if c.strip()),
-                legal_basis=row["legal_basis"].strip(), disclosed_on=date.fromisoformat(row["disclosed_on"].strip()),
-                reference=(row.get("reference") or "").strip() or None, source=f"file:{digest}:{line}"))
-        except (ValueError, AttributeError) as exc:
-            rows.append(InvalidInput(f"{name}:{line}: {exc}"))
-    return digest, rows
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames or []
+        if missing := [c for c in BATCH_COLUMNS if c not in fieldnames]:
+            raise InvalidInput(f"{name}:1: missing column(s) {', '.join(missing)}; expected "
+                               f"{', '.join(BATCH_COLUMNS)} and optionally reference")
+        return digest, [_batch_row(row, name, reader.line_num, digest) for row in reader]
+    except csv.Error as exc:
+        raise InvalidInput(f"{name}:{reader.line_num}: not CSV as expected ({exc})") from None
+
+
+def _batch_row(row: dict, name: str, line: int, digest: str) -> Disclosure | InvalidInput:
+    """The disclosure a row describes, or what is wrong with it (named by file and line)."""
+    try:
+        return Disclosure(
+            controller_id=row["controller"].strip(), recipient_id=row["recipient"].strip(),
+            email=row["email"].strip(),
+            categories=tuple(c.strip() for c in row["categories"].split(";") if c.strip()),
+            legal_basis=row["legal_basis"].strip(), disclosed_on=date.fromisoformat(row["disclosed_on"].strip()),
+            reference=(row.get("reference") or "").strip() or None, source=f"file:{digest}:{line}")
+    except (ValueError, AttributeError) as exc:  # a short row gives None for its missing fields
+        return InvalidInput(f"{name}:{line}: {exc}")
 
 
 def disclosures_of(vault: Vault, controller_id: str, *, subject_ids: list[str], emails: list[str]) -> list[dict]:
