@@ -21,7 +21,7 @@ from include.files import write_atomically
 from include.policies.instructions import InstructionBook
 from include.reports import csv_bytes
 from include.requests.package import seal
-from include.requests.restriction import refuse_restricted
+from include.requests.restriction import refuse_restricted, require_unrestricted
 from include.vault.schema import record, suppression
 from include.vault.store import NewRecord, Vault
 
@@ -30,7 +30,13 @@ CATEGORY = "marketing"
 
 def subscribe(vault: Vault, *, controller_id: str, email: str, name: str, source: str, actor: str,
               at: datetime) -> str:
-    """Add a person to the controller's mailing list (a vault record); returns the record's id."""
+    """Add a person to the controller's mailing list (a vault record); returns the record's id.
+    Refused (Restricted, audited) while the person asked for their data to be restricted, or an
+    objection is pending: a sign-up is processing. (Records kept after an erasure are restricted too,
+    and an export leaves out whoever they belong to.)"""
+    require_unrestricted(vault, controller_id=controller_id, operation="marketing_signup", actor=actor, at=at,
+                         subject_ids=vault.find_subjects(controller_id, "email", email),
+                         ignoring=("kept_after_erasure",))
     return vault.add_records([NewRecord(
         controller_id=controller_id, category=CATEGORY, purpose="sending the controller's newsletter",
         source=source, fields={"email": email, "name": name}, role="customer", created_at=at)], actor=actor)[0]

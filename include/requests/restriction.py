@@ -74,22 +74,24 @@ def lift_restrictions(vault: Vault, *, controller_id: str, subject_id: str, pers
     return len(active)
 
 
-def restricted_subjects(vault: Vault, subject_ids: Sequence[str]) -> dict[str, str]:
-    """{subject: grounds (a GROUNDS code)} of those of the subjects with an active restriction."""
+def restricted_subjects(vault: Vault, subject_ids: Sequence[str], *, ignoring: Sequence[str] = ()) -> dict[str, str]:
+    """{subject: grounds (a GROUNDS code)} of those of the subjects with an active restriction on
+    other grounds than `ignoring`."""
     found: dict[str, str] = {}
     with vault.engine.connect() as conn:
         for part in chunks(sorted(set(subject_ids))):
             for sid, grounds in conn.execute(select(restriction.c.subject_id, restriction.c.grounds).where(
-                    restriction.c.subject_id.in_(part), restriction.c.lifted_at.is_(None))
+                    restriction.c.subject_id.in_(part), restriction.c.lifted_at.is_(None),
+                    restriction.c.grounds.not_in(list(ignoring)))
                     .order_by(restriction.c.placed_at)):
                 found.setdefault(sid, grounds)
     return found
 
 
 def refuse_restricted(vault: Vault, *, controller_id: str, subject_ids: Sequence[str], operation: str,
-                      actor: str, at: datetime) -> list[str]:
+                      actor: str, at: datetime, ignoring: Sequence[str] = ()) -> list[str]:
     """Audit the refusal of `operation` for each restricted subject among subject_ids; return them."""
-    restricted = restricted_subjects(vault, subject_ids)
+    restricted = restricted_subjects(vault, subject_ids, ignoring=ignoring)
     if restricted:
         with vault.engine.begin() as conn:
             for sid in sorted(restricted):
@@ -100,11 +102,11 @@ def refuse_restricted(vault: Vault, *, controller_id: str, subject_ids: Sequence
 
 
 def require_unrestricted(vault: Vault, *, controller_id: str, subject_ids: Sequence[str], operation: str,
-                         actor: str, at: datetime) -> None:
+                         actor: str, at: datetime, ignoring: Sequence[str] = ()) -> None:
     """Refuse (Restricted, audited) an operation other than storage on restricted data; operation is a
     code word (marketing_export, disclosure, rectification, ...)."""
     if refused := refuse_restricted(vault, controller_id=controller_id, subject_ids=subject_ids,
-                                    operation=operation, actor=actor, at=at):
-        grounds = restricted_subjects(vault, refused[:1])[refused[0]]
+                                    operation=operation, actor=actor, at=at, ignoring=ignoring):
+        grounds = restricted_subjects(vault, refused[:1], ignoring=ignoring)[refused[0]]
         raise Restricted(f"{operation.replace('_', ' ')} refused: the data of subject {refused[0]} is restricted "
                          f"({GROUNDS[grounds]}); it may only be stored until the restriction is lifted")

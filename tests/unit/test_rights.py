@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from include.datamap.connectors import SqlConnector
 from include.datamap.model import load_data_map
 from include.demo_shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
-from include.errors import InvalidInput
+from include.errors import InvalidInput, Restricted
 from include.marketing import export_mailing_list, is_suppressed, subscribe
 from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
 from include.policies.instructions import InstructionBook
@@ -178,6 +178,9 @@ def test_a_rectified_email_is_found_everywhere_the_old_one_was_and_the_old_one_n
 def test_restricted_data_is_only_stored_and_lifting_needs_the_person_told(stores, shop, tmp_path):
     vault, email = stores.vault, client_in_both()
     [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    for address, name in ((email, "Restricted Person"), ("someone.else@example.org", "Someone Else")):
+        subscribe(vault, controller_id=SHOP_CONTROLLER, email=address, name=name, source="signup form", actor="test",
+                  at=AT)
     _, done = exercise(stores, tmp_path, "restrict", email, reference="S-1")
     assert done["status"] == "completed" and subject in restricted_subjects(vault, [subject])
 
@@ -188,17 +191,16 @@ def test_restricted_data_is_only_stored_and_lifting_needs_the_person_told(stores
     assert vault.find_records(SHOP_CONTROLLER, "email", email)  # nothing changed
     assert email in repr(shop_rows(shop))
 
-    subscribe(vault, controller_id=SHOP_CONTROLLER, email=email, name="Restricted Person", source="signup form",
-              actor="test", at=AT)
-    subscribe(vault, controller_id=SHOP_CONTROLLER, email="someone.else@example.org", name="Someone Else",
-              source="signup form", actor="test", at=AT)
+    with pytest.raises(Restricted, match="marketing signup refused: the data of subject .* is restricted"):
+        subscribe(vault, controller_id=SHOP_CONTROLLER, email=email, name="Again", source="signup form",
+                  actor="test", at=AT)
     export = export_mailing_list(vault, controller_id=SHOP_CONTROLLER, outbox=tmp_path / "outbox", actor="test", at=AT)
     csv = open_sealed(export.path.read_bytes(), keyring=vault.keyring)["mailing-list.csv"].decode()
     assert export.restricted == 1 and email not in csv and "someone.else@example.org" in csv
     with vault.engine.connect() as conn:
         refusals = conn.execute(sa.select(audit_event.c.details).where(
             audit_event.c.action == "restriction.refused")).scalars().all()
-    assert {json.loads(d)["operation"] for d in refusals} == {"rectification", "marketing_export"}
+    assert {json.loads(d)["operation"] for d in refusals} == {"rectification", "marketing_signup", "marketing_export"}
 
     with pytest.raises(InvalidInput, match=r"day the person was told \(Art. 18\(3\)\)"):
         exercise(stores, tmp_path, "lift_restriction", email, reference="S-3")
