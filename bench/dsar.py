@@ -63,7 +63,8 @@ tables:
       first_name: {category: contact}
       last_name: {category: contact}
       last_login_ip: {category: online identifier, identity: ip}
-    erasure: {action: delete}
+    erasure: {action: mask, mask: {email: "[erased]", customer_no: "[erased]", first_name: null, last_name: null,
+                                   last_login_ip: null}}
   addresses:
     instruction: shop_account
     primary_key: id
@@ -76,6 +77,7 @@ tables:
     instruction: shop_order
     primary_key: id
     references: {customer_id: customers}
+    dated_by: placed_at
     columns:
       total_pence: {category: purchase history}
       customer_ip: {category: online identifier, identity: ip}

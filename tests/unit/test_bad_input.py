@@ -90,3 +90,8 @@ def test_the_shipped_configuration_loads(tmp_path):
     assert load_register(DEFAULT_RECIPIENTS_FILE).content.recipients
     assert all(load_data_map(p).content for p in Path(DEFAULT_DATAMAPS_DIR).glob("*.yaml"))
     assert all(load_instruction_file(p).content for p in Path(DEFAULT_INSTRUCTIONS_DIR).glob("*.yaml"))
+    from bench.dsar import MAPS  # the benchmark's own maps follow the same rules
+
+    for name, text in MAPS.items():
+        (tmp_path / name).write_text(text)
+        assert load_data_map(tmp_path / name).content.store == name.removesuffix(".yaml")
