@@ -89,16 +89,17 @@ def restricted_subjects(vault: Vault, subject_ids: Sequence[str], *, ignoring: S
 
 
 def refuse_restricted(vault: Vault, *, controller_id: str, subject_ids: Sequence[str], operation: str,
-                      actor: str, at: datetime, ignoring: Sequence[str] = ()) -> list[str]:
-    """Audit the refusal of `operation` for each restricted subject among subject_ids; return them."""
-    restricted = restricted_subjects(vault, subject_ids, ignoring=ignoring)
+                      actor: str, at: datetime, ignoring: Sequence[str] = ()) -> dict[str, str]:
+    """Audit the refusal of `operation` for each restricted subject among subject_ids; return them
+    with their grounds, in subject order."""
+    restricted = dict(sorted(restricted_subjects(vault, subject_ids, ignoring=ignoring).items()))
     if restricted:
         with vault.engine.begin() as conn:
-            for sid in sorted(restricted):
+            for sid, grounds in restricted.items():
                 vault.audit.append(conn, at=at, actor=actor, action="restriction.refused",
                                    controller_id=controller_id, subject_id=sid,
-                                   details={"operation": operation, "grounds": restricted[sid]})
-    return sorted(restricted)
+                                   details={"operation": operation, "grounds": grounds})
+    return restricted
 
 
 def require_unrestricted(vault: Vault, *, controller_id: str, subject_ids: Sequence[str], operation: str,
@@ -107,6 +108,6 @@ def require_unrestricted(vault: Vault, *, controller_id: str, subject_ids: Seque
     code word (marketing_export, disclosure, rectification, ...)."""
     if refused := refuse_restricted(vault, controller_id=controller_id, subject_ids=subject_ids,
                                     operation=operation, actor=actor, at=at, ignoring=ignoring):
-        grounds = restricted_subjects(vault, refused[:1], ignoring=ignoring)[refused[0]]
-        raise Restricted(f"{operation.replace('_', ' ')} refused: the data of subject {refused[0]} is restricted "
+        subject_id, grounds = next(iter(refused.items()))
+        raise Restricted(f"{operation.replace('_', ' ')} refused: the data of subject {subject_id} is restricted "
                          f"({GROUNDS[grounds]}); it may only be stored until the restriction is lifted")

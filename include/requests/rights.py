@@ -129,12 +129,14 @@ def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettin
             work.save("identities", identities.to_json(), at)
         if request.status == "received":
             start_request(vault, request_id, subject_id=request.subject_id, actor=actor, at=at)
-        subjects = sorted(VaultConnector(vault, request.controller_id).subjects(identities))
         try:
-            if request.kind in ("erase", "rectify"):
-                if request.kind == "rectify":
-                    require_unrestricted(vault, controller_id=request.controller_id, subject_ids=subjects,
-                                         operation="rectification", actor=actor, at=at)
+            if request.kind == "erase":
+                pairs += [{"request_id": request_id, "store": store} for store in stores.ids(IDENTITY_STORES)]
+                continue
+            subjects = sorted(VaultConnector(vault, request.controller_id).subjects(identities))
+            if request.kind == "rectify":
+                require_unrestricted(vault, controller_id=request.controller_id, subject_ids=subjects,
+                                     operation="rectification", actor=actor, at=at)
                 pairs += [{"request_id": request_id, "store": store} for store in stores.ids(IDENTITY_STORES)]
             else:
                 outcome = _in_vault(vault, request, subjects, identities, actor=actor, at=at)

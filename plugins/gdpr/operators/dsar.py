@@ -150,8 +150,8 @@ class FinishRequestsOperator(BaseVaultOperator):
         raise NotImplementedError
 
 
-class SearchStoreOperator(BaseVaultOperator):
-    """Searches one store for one request (mapped: stores run in parallel, a failing one retries alone).
+class StoreStepOperator(BaseVaultOperator):
+    """One store's step for one request (mapped: stores run in parallel, a failing one retries alone).
 
     :param request_id: the request.
     :param store: the store's id in the data map, or "vault".
@@ -164,12 +164,21 @@ class SearchStoreOperator(BaseVaultOperator):
         self.request_id = request_id
         self.store = store
 
-    def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.requests.access import search
+    def stores(self, vault: Vault) -> Stores:
+        """The stores of the request's controller."""
         from include.requests.register import get_request
 
-        stores = stores_for(vault)(get_request(vault, self.request_id).controller_id)
-        records = search(vault, stores, self.request_id, self.store, access_settings(), at=datetime.now(UTC))
+        return stores_for(vault)(get_request(vault, self.request_id).controller_id)
+
+
+class SearchStoreOperator(StoreStepOperator):
+    """Searches one store for one request."""
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> dict:
+        from include.requests.access import search
+
+        records = search(vault, self.stores(vault), self.request_id, self.store, access_settings(),
+                         at=datetime.now(UTC))
         self.log.info("Store %s: %d record(s) for request %s", self.store, records, self.request_id)
         return {"request_id": self.request_id, "store": self.store, "records": records}
 

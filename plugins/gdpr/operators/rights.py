@@ -6,15 +6,14 @@ XCom carries request ids, store names, counts and paths; never a person's identi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
 from gdpr.operators.base import BaseVaultOperator
-from gdpr.operators.dsar import FinishRequestsOperator, PlanRequestsOperator, access_settings, stores_for
+from gdpr.operators.dsar import FinishRequestsOperator, PlanRequestsOperator, StoreStepOperator, access_settings
 from gdpr.operators.retention import run_date
 
 if TYPE_CHECKING:
@@ -60,27 +59,14 @@ class PlanRightsOperator(PlanRequestsOperator):
     steps = "include.requests.rights"
 
 
-class ActOnStoreOperator(BaseVaultOperator):
-    """Erases or rectifies in one store for one request (mapped: stores run in parallel, a failing one
-    retries alone, and a retry applies the plan made before anything changed).
-
-    :param request_id: the request.
-    :param store: the store's id in the data map, or "vault".
-    """
-
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_id", "store")
-
-    def __init__(self, *, request_id: str, store: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.request_id = request_id
-        self.store = store
+class ActOnStoreOperator(StoreStepOperator):
+    """Erases or rectifies in one store for one request; a retry applies the plan made before
+    anything changed."""
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.requests.register import get_request
         from include.requests.rights import act
 
-        stores = stores_for(vault)(get_request(vault, self.request_id).controller_id)
-        outcome = act(vault, stores, self.request_id, self.store, access_settings(), actor=self.actor,
+        outcome = act(vault, self.stores(vault), self.request_id, self.store, access_settings(), actor=self.actor,
                       at=datetime.now(UTC))
         records = sum(done["records"] for done in outcome["done"])
         kept = len(outcome.get("kept", []))
