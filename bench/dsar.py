@@ -21,7 +21,8 @@ from bench.ingest import PgTarget
 from include.datamap.model import load_data_maps
 from include.demo_shop import addresses, demo_log_lines, shop_metadata
 from include.policies.instructions import load_instruction_dir, record_instructions
-from include.requests.gather import Stores, gather_subject, given_identities
+from include.requests.gather import Stores, gather_subject
+from include.stores.identities import IdentitySet
 from include.vault.store import Vault
 
 GOAL_CORE_S = 5.0
@@ -32,6 +33,8 @@ VISITS_PER_IP = 25
 
 INSTRUCTIONS = """\
 controller: bench
+name: Bench Ltd
+region: england-and-wales
 instructions:
 """ + "".join(f"""  - category: {category}
     purpose: {purpose}
@@ -181,7 +184,7 @@ def run(workdir: Path, pg: PgTarget, *, vault_records: int, customers_count: int
             stores = Stores(vault, CONTROLLER, load_data_maps(root / "maps"), {"bench_shop": shop}.__getitem__,
                             root / "logs")
             t0 = time.perf_counter()
-            results = gather_subject(stores, given_identities([("email", email)]))
+            results = gather_subject(stores, IdentitySet.given([("email", email)]))
             core_s = time.perf_counter() - t0
         shop.dispose()
         found = {r.store: len(r.records) for r in results}

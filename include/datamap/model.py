@@ -1,41 +1,125 @@
-"""The data map: one YAML file per client store, saying where a person's data is and what erasure does.
+"""The data map: one YAML file per client store, saying where a person's data is, whose each row is,
+and what erasure does.
 
-A SQL store is a set of tables. A table is reached either by an identity column (an email, phone,
-customer number or IP address column searched with the identities of a request) or by references to
-tables already reached, in chains of any depth (customer, order, order line, ...). Key-value tables
-(entity id, key, value) name the keys that hold personal data. Each personal column has a data
-category; JSON columns are parsed, free-text columns are redacted of other people's details.
+The vocabulary, used the same way throughout include/stores:
+- A SQL store is a set of **tables**; each names its primary key and its **personal columns**, each
+  with a data category. An **identity column** (email, phone, customer number, IP address) holds a
+  value people are found by.
+- A **reference** is a column of a child row holding a parent row's primary key (an order's
+  customer_id). It is followed down: the parent's children are reached. With `owner: true` (the
+  default) the parent's owner owns the child, and the reference is followed up too: an order found
+  by its billing email reaches its account, then the account's other rows. `owner: false` marks a
+  row that refers to another without belonging to its owner (a reply to someone's review). A
+  reference may hold only `when` the row matches (a comment's post is an order only for order
+  notes), and values listed in `none` (a guest order's customer_id 0) mean "no reference".
+- A row's **owner** is the row its owner references lead up to; a row without one owns itself.
+- A **key-value table** (entity id, key, value) names the keys that hold personal data; its other
+  keys (an account's role) are not personal and never touched. A key's value may be an identity, or
+  a reference to another table (a legacy order's `_customer_user`).
+- **Erasure** per table, or per kind of row (`rows`): delete, mask (columns overwritten by a
+  constant, NULL, a number or a per-row template such as `deleted-{ID}@site.invalid`), or retain
+  under a named legal reason, with columns masked on the kept row if the map says so.
+- `not_identities` lists values that are never a person's identity (a shop's system address).
 
 A server-log store is a directory of combined-format logs, searched by the IP addresses found.
-
-docs/data-map.md documents the format with a worked example.
+docs/data-map.md documents the format with worked examples; include/config/datamaps/templates/
+holds ready maps for WooCommerce.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from include.identities import NORMALISERS
 from include.yamlfiles import LoadedFile, load_yaml_dir, load_yaml_file
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # a SQL identifier we quote ourselves
 STORE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
+LABEL = Field(default=None, min_length=1, max_length=200)
 
 IdentityKind = StrEnum("IdentityKind", {kind: kind for kind in NORMALISERS})
+Scalar = str | int | float | bool
+Replacement = str | int | float | None  # what a masked value becomes
 
 
 class ErasureAction(StrEnum):
     delete = "delete"  # the subject's rows go
-    mask = "mask"  # the named columns are overwritten, the row stays (e.g. an order's totals)
-    retain = "retain"  # kept under a named legal reason (Art. 17(3)), and restricted
+    mask = "mask"  # the named columns are overwritten, the row stays (e.g. an account kept orders point at)
+    retain = "retain"  # kept under a named legal reason (Art. 17(3)), and restricted; `mask` minimises it
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def template_fields(replacement: Replacement) -> list[str]:
+    """The columns a per-row template names: `deleted-{ID}@site.invalid` -> ["ID"] (ValueError, as
+    the map's validation reports it, for a malformed one)."""
+    if not isinstance(replacement, str):
+        return []
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(replacement) if name is not None]
+    except ValueError:
+        raise ValueError("a mask template has an unmatched '{' or '}'") from None
+
+
+class Condition(_Strict):
+    """`when`: column -> a value or a list of values the row's column must hold."""
+
+    columns: dict[str, list[Scalar]]
+
+    @classmethod
+    def parse(cls, raw: dict | None) -> Condition | None:
+        if not raw:
+            return None
+        return cls(columns={column: value if isinstance(value, list) else [value] for column, value in raw.items()})
+
+    def holds(self, row: dict) -> bool:
+        return all(_same_value(row.get(column), allowed) for column, allowed in self.columns.items())
+
+
+def _same_value(value: object, allowed: list[Scalar]) -> bool:
+    return value is not None and (value in allowed or str(value) in {str(a) for a in allowed})
+
+
+class Reference(_Strict):
+    table: str = Field(pattern=NAME)
+    owner: bool = True  # the parent's owner owns this row (followed up as well as down)
+    when: dict[str, Scalar | list[Scalar]] = {}
+    none: list[Scalar] = []  # values that mean "no reference" (NULL always does)
+
+    @field_validator("when")
+    @classmethod
+    def _when_columns(cls, value: dict) -> dict:
+        for column in value:
+            if not re.match(NAME, column):
+                raise ValueError(f"when names '{column}', which is not a column name")
+        return value
+
+    @property
+    def condition(self) -> Condition | None:
+        return Condition.parse(self.when)
+
+    def target(self, row: dict, column: str) -> object | None:
+        """The parent key this row holds, or None when it holds none (NULL, a `none` value, or the
+        reference does not apply to this row)."""
+        value = row.get(column)
+        if value is None or _same_value(value, self.none) or (self.when and not self.condition.holds(row)):
+            return None
+        return value
+
+
+def _references(value: object) -> object:
+    """`column: table` is short for `column: {table: table}`."""
+    if isinstance(value, dict):
+        return {column: {"table": target} if isinstance(target, str) else target for column, target in value.items()}
+    return value
 
 
 class Column(_Strict):
@@ -50,33 +134,85 @@ class KeyValue(_Strict):
     value: str = Field(pattern=NAME)  # the column holding the value
     personal_keys: dict[str, str] = Field(min_length=1)  # key -> data category; other keys are not personal
     identities: dict[str, IdentityKind] = {}  # key -> the identity its value is
+    references: dict[str, Reference] = {}  # key -> the table whose primary key its value holds
+
+    _refs = field_validator("references", mode="before")(lambda value: _references(value))
 
 
 class Erasure(_Strict):
     action: ErasureAction
-    mask: dict[str, str | None] = {}  # column -> replacement (null for NULL)
+    mask: dict[str, Replacement] = {}  # column (or key of a key-value table) -> replacement
     reason: str | None = Field(default=None, min_length=1, max_length=300)
 
     @model_validator(mode="after")
     def _complete(self) -> Erasure:
         if self.action == ErasureAction.mask and not self.mask:
             raise ValueError("mask names no column to overwrite")
-        if self.action != ErasureAction.mask and self.mask:
-            raise ValueError(f"mask is only for action mask, not {self.action}")
+        if self.action == ErasureAction.delete and self.mask:
+            raise ValueError("mask is for action mask or retain, not delete")
         if self.action == ErasureAction.retain and not self.reason:
             raise ValueError("retain needs the legal reason the data is kept for")
+        for replacement in self.mask.values():
+            template_fields(replacement)
         return self
+
+
+class RowRule(_Strict):
+    """What holds for the table's rows that match `when`, instead of the table's own settings."""
+
+    when: dict[str, Scalar | list[Scalar]] = Field(min_length=1)
+    instruction: str | None = Field(default=None, min_length=1, max_length=64)
+    label: str | None = LABEL
+    erasure: Erasure | None = None
+
+    @property
+    def condition(self) -> Condition:
+        return Condition.parse(self.when)
 
 
 class Table(_Strict):
     instruction: str = Field(min_length=1, max_length=64)  # the controller's instruction category for it
     primary_key: str = Field(pattern=NAME)
-    references: dict[str, str] = {}  # column -> the table whose primary key it holds
+    label: str | None = LABEL  # plain words for the person ("Your customer account")
+    source: str | None = LABEL  # where the data came from ("you, when you registered")
+    when: dict[str, Scalar | list[Scalar]] = {}  # only rows matching are in the map (orders among posts)
+    references: dict[str, Reference] = {}  # column -> the table whose primary key it holds
     columns: dict[str, Column] = {}
     key_value: KeyValue | None = None
     erasure: Erasure
+    rows: list[RowRule] = []  # per kind of row, first match wins
     # The column with the date a row relates to (an order's date): when a kept row's period ends.
     dated_by: str | None = Field(default=None, pattern=NAME)
+
+    _refs = field_validator("references", mode="before")(lambda value: _references(value))
+
+    @property
+    def scope(self) -> Condition | None:
+        return Condition.parse(self.when)
+
+    def rule(self, row: dict) -> tuple[int, RowRule | None]:
+        """(1-based index, rule) of the first row rule the row matches, or (0, None)."""
+        for index, rule in enumerate(self.rows, start=1):
+            if rule.condition.holds(row):
+                return index, rule
+        return 0, None
+
+    def erasure_of(self, row: dict) -> Erasure:
+        _, rule = self.rule(row)
+        return rule.erasure if rule and rule.erasure else self.erasure
+
+    def instruction_of(self, row: dict) -> str:
+        _, rule = self.rule(row)
+        return rule.instruction if rule and rule.instruction else self.instruction
+
+    def erasures(self) -> list[Erasure]:
+        return [self.erasure, *(rule.erasure for rule in self.rows if rule.erasure)]
+
+    def condition_columns(self) -> list[str]:
+        """Columns `when` conditions read, which every query of the table must fetch."""
+        names = [*self.when, *(c for ref in self.references.values() for c in ref.when),
+                 *(c for rule in self.rows for c in rule.when)]
+        return list(dict.fromkeys(names))
 
 
 class LogDirectory(_Strict):
@@ -94,6 +230,7 @@ class DataMap(_Strict):
     kind: Literal["sql", "server_logs"]
     description: str = ""
     connection: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,250}$")  # an Airflow conn_id
+    not_identities: dict[IdentityKind, list[str]] = {}  # values never taken as a person's identity
     tables: dict[str, Table] = {}
     logs: LogDirectory | None = None
 
@@ -108,66 +245,79 @@ class DataMap(_Strict):
     def identity_columns(self, table: str) -> dict[str, IdentityKind]:
         return {name: column.identity for name, column in self.tables[table].columns.items() if column.identity}
 
-    def dated_from(self, table: str) -> str | None:
+    def dated_from(self, table: str, seen: frozenset = frozenset()) -> str | None:
         """The table whose dated_by dates `table`'s rows: itself, or the nearest it references."""
         if self.tables[table].dated_by:
             return table
-        for target in self.tables[table].references.values():
-            if (found := self.dated_from(target)) is not None:
+        for reference in self.tables[table].references.values():
+            if reference.table not in seen and (found := self.dated_from(reference.table, seen | {table})):
                 return found
         return None
 
-    def children(self, table: str) -> list[tuple[str, str]]:
-        """(child table, its column) for each reference to `table`."""
-        return [(name, column) for name, spec in self.tables.items()
-                for column, target in spec.references.items() if target == table]
+    def children(self, table: str) -> list[tuple[str, str, Reference]]:
+        """(child table, its column, the reference) for each column reference to `table`."""
+        return [(name, column, reference) for name, spec in self.tables.items()
+                for column, reference in spec.references.items() if reference.table == table]
+
+    def value_references(self, table: str) -> list[tuple[str, str, Reference]]:
+        """(key-value table, key, reference) for each key whose value references `table`."""
+        return [(name, key, reference) for name, spec in self.tables.items() if spec.key_value
+                for key, reference in spec.key_value.references.items() if reference.table == table]
 
 
 def _check_references(loaded: LoadedFile[DataMap]) -> None:
-    tables = loaded.content.tables
+    data_map = loaded.content
+    tables = data_map.tables
     for name, table in tables.items():
         where = ("tables", name)
-        for column, target in table.references.items():
-            if target not in tables:
-                raise loaded.error((*where, "references", column),
-                                   f"references table '{target}', which the map does not describe")
-        for column in table.erasure.mask:
-            if column not in table.columns:
-                raise loaded.error((*where, "erasure", "mask", column),
-                                   f"masks column '{column}', which is not among the table's columns")
-        if table.key_value and table.key_value.identities.keys() - table.key_value.personal_keys.keys():
-            key = sorted(table.key_value.identities.keys() - table.key_value.personal_keys.keys())[0]
-            raise loaded.error((*where, "key_value", "identities", key), f"key '{key}' is not in personal_keys")
-        if not table.references and not loaded.content.identity_columns(name):
+        known = {table.primary_key, *table.references, *table.columns, *table.condition_columns(),
+                 *([table.dated_by] if table.dated_by else [])}
+        refs = [(("references", c), r) for c, r in table.references.items()]
+        if table.key_value:
+            refs += [(("key_value", "references", k), r) for k, r in table.key_value.references.items()]
+            known |= {table.key_value.key, table.key_value.value}
+        for path, reference in refs:
+            if reference.table not in tables:
+                raise loaded.error((*where, *path), f"references table '{reference.table}', which the map "
+                                                    "does not describe")
+        for index, erasure in enumerate(table.erasures()):
+            path = (*where, "erasure") if index == 0 else (*where, "rows", index - 1, "erasure")
+            _check_mask(loaded, path, table, erasure, known)
+        if table.key_value and (extra := sorted(table.key_value.identities.keys() - table.key_value.personal_keys.keys())):
+            raise loaded.error((*where, "key_value", "identities", extra[0]), f"key '{extra[0]}' is not in personal_keys")
+        if not table.references and not data_map.identity_columns(name) and not (
+                table.key_value and table.key_value.identities) and not data_map.value_references(name):
             raise loaded.error(where, "is never reached: it has no identity column and references no table")
-    for name in tables:
-        _no_cycle(loaded, name, [])
     for name, table in tables.items():
         _erasure_consistent(loaded, name, table)
+
+
+def _check_mask(loaded: LoadedFile[DataMap], path: tuple, table: Table, erasure: Erasure, known: set[str]) -> None:
+    """A mask overwrites personal columns (or personal keys), with templates naming columns of the row."""
+    allowed = table.key_value.personal_keys if table.key_value else table.columns
+    for column, replacement in erasure.mask.items():
+        if column not in allowed:
+            what = "personal key" if table.key_value else "column"
+            raise loaded.error((*path, "mask", column), f"masks {what} '{column}', which is not among the "
+                                                        f"table's {'personal_keys' if table.key_value else 'columns'}")
+        for field in template_fields(replacement):
+            if field not in known:
+                raise loaded.error((*path, "mask", column), f"template names '{field}', which is not a column "
+                                                            "the map gives for this table")
 
 
 def _erasure_consistent(loaded: LoadedFile[DataMap], name: str, table: Table) -> None:
     """A kept row must not point at a deleted one, and a kept row must have a date its period runs from."""
     data_map = loaded.content
-    if table.erasure.action == ErasureAction.delete:
-        for child, column in data_map.children(name):
-            if data_map.tables[child].erasure.action != ErasureAction.delete:
+    if table.erasure.action == ErasureAction.delete and not table.key_value:
+        for child, column, _ in data_map.children(name):
+            if child != name and any(e.action != ErasureAction.delete for e in data_map.tables[child].erasures()):
                 raise loaded.error(("tables", name, "erasure", "action"),
-                                   f"deletes rows that table '{child}' keeps ({data_map.tables[child].erasure.action}"
-                                   f" through {child}.{column}): mask this table's personal columns instead")
-    if table.erasure.action == ErasureAction.retain and data_map.dated_from(name) is None:
+                                   f"deletes rows that table '{child}' keeps (through {child}.{column}): mask this "
+                                   "table's personal columns instead")
+    if any(e.action == ErasureAction.retain for e in table.erasures()) and data_map.dated_from(name) is None:
         raise loaded.error(("tables", name, "erasure"), "retain needs dated_by (the column with the date the "
                            "row relates to) on this table or on a table it references")
-
-
-def _no_cycle(loaded: LoadedFile[DataMap], table: str, seen: list[str]) -> None:
-    """A reference chain must end at a table reached by identity (a row that references a row of
-    its own table would hand one person's rows to another)."""
-    if table in seen:
-        cycle = " -> ".join([*seen[seen.index(table):], table])
-        raise loaded.error(("tables", seen[0], "references"), f"references form a cycle: {cycle}")
-    for target in loaded.content.tables[table].references.values():
-        _no_cycle(loaded, target, [*seen, table])
 
 
 def load_data_map(path: Path) -> LoadedFile[DataMap]:

@@ -21,29 +21,24 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from include.datamap.connectors import SEARCHED_KINDS, IdentitySet, StoreResult
 from include.disclosures import as_told, disclosures_of, load_register
 from include.errors import StoreUnavailable, UnknownRecord
 from include.files import write_atomically
 from include.paths import DEFAULT_RECIPIENTS_FILE
 from include.policies.instructions import InstructionBook
-from include.requests.gather import (
-    IDENTITY_STORES,
-    LOG_STORES,
-    Stores,
-    first_identities,
-    given_identities,
-    known_identities,
-)
+from include.requests.gather import IDENTITY_STORES, LOG_STORES, Stores, first_identities, known_identities
 from include.requests.package import build_package, deliver, seal
 from include.requests.redaction import NAME_FIELDS, Redactor, name_words
 from include.requests.register import (
     complete_request,
     get_request,
+    record_possible_matches,
     request_cipher,
     request_identities,
     start_request,
 )
+from include.stores.base import StoreResult
+from include.stores.identities import SEARCHED_KINDS, IdentitySet, Standing
 from include.vault.schema import controller
 from include.vault.store import Vault
 
@@ -91,12 +86,13 @@ def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettin
         if not request.is_open:
             continue  # completed by an earlier run: a re-run changes nothing
         stores = stores_of(request.controller_id)
-        given = given_identities(request_identities(vault, request_id))
+        given = IdentitySet.given(request_identities(vault, request_id))
         if request.subject_id:  # registered for a known subject: their identities are in the vault
             for view in vault.read_records(vault.subject_record_ids(request.subject_id)):
                 for kind in SEARCHED_KINDS:
                     if kind in view.fields:
-                        given.add(kind, view.fields[kind], f"the request's data subject (vault {view.category})")
+                        given.add(kind, view.fields[kind], f"the request's data subject (vault {view.category})",
+                                  Standing.given)
         identities = first_identities(stores, given)
         Workspace(vault, settings.work_dir, request_id).save("identities", identities.to_json(), at)
         if request.status != "in_progress":
@@ -143,8 +139,9 @@ def search(vault: Vault, stores: Stores, request_id: str, store: str, settings: 
     known = work.load("identities", at)
     if known is None:
         raise UnknownRecord(f"request {request_id} has not been planned (no identities in the work directory)")
-    result = stores.connector(store).gather(IdentitySet.from_json(known))
+    result = stores.store(store).search(IdentitySet.from_json(known))
     work.save(f"store-{store}", result.to_json(), at)
+    record_possible_matches(vault, request_id, store, result.held, at=at)
     return len(result.records)
 
 

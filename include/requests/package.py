@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from include.crypto.envelope import NONCE_BYTES, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring
-from include.datamap.connectors import StoreResult
+from include.stores.base import StoreResult
 from include.datamap.model import DataMap
 from include.errors import InvalidInput, KeyringError
 from include.files import write_atomically
@@ -84,7 +84,7 @@ def _tables(results: Sequence[StoreResult], maps: Sequence[LoadedFile[DataMap]],
                     for column, spec in by_store[result.store].tables[name].columns.items():
                         if spec.free_text and isinstance(data.get(column), str):
                             data[column] = redactor.free_text(data[column])
-                rows.append({**data, "found_by": found.led_by})
+                rows.append({**data, "found_by": found.found_by})
             if result.kind == "vault":
                 category, source = name, ", ".join(sorted({r["source"] for r in rows}))
                 categories, kept = [name], None

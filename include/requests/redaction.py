@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from include.datamap.connectors import IdentitySet
+from include.stores.identities import IdentitySet
 from include.errors import InvalidInput
 from include.identities import normalise_email, normalise_phone
 

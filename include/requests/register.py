@@ -18,7 +18,7 @@ from include.crypto.envelope import FieldCipher
 from include.errors import InvalidInput, UnknownRecord
 from include.identities import NORMALISERS
 from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_date
-from include.vault.schema import controller, data_subject, request_identity, rights_request
+from include.vault.schema import controller, data_subject, possible_match, request_identity, rights_request
 from include.vault.store import Vault, new_id
 
 KINDS = ("access", "rectify", "erase", "restrict", "lift_restriction", "object")
@@ -270,3 +270,26 @@ def close_request(vault: Vault, request_id: str, *, status: str, actor: str, at:
         complete_request(vault, request_id, package=None, actor=actor, at=at)
     else:
         refuse_request(vault, request_id, reason="closed without an answer", actor=actor, at=at)
+
+
+def record_possible_matches(vault: Vault, request_id: str, store: str, matches: Sequence, *, at: datetime) -> int:
+    """Keep what a store's search held back for staff (replacing that store's earlier list, so a
+    re-run records the same); returns how many."""
+    with vault.engine.begin() as conn:
+        conn.execute(possible_match.delete().where(possible_match.c.request_id == request_id,
+                                                   possible_match.c.store == store))
+        rows = {(m.table[:128], m.key[:200]): m.reason[:500] for m in matches}
+        if rows:
+            conn.execute(insert(possible_match), [
+                {"request_id": request_id, "store": store, "table_name": table, "row_key": key, "reason": reason,
+                 "found_at": at} for (table, key), reason in rows.items()])
+    return len(rows)
+
+
+def possible_matches(vault: Vault, request_id: str) -> list[dict]:
+    """What the request's searches held back for staff: store, table, key and why."""
+    with vault.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(
+            select(possible_match.c.store, possible_match.c.table_name, possible_match.c.row_key,
+                   possible_match.c.reason).where(possible_match.c.request_id == request_id)
+            .order_by(possible_match.c.store, possible_match.c.table_name, possible_match.c.row_key))]

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from include.datamap.connectors import IdentitySet, VaultConnector
 from include.disclosures import as_told, disclosures_of, load_register
 from include.errors import InvalidInput, Restricted, StoreUnavailable, UnknownRecord
 from include.files import write_atomically
@@ -29,32 +28,12 @@ from include.marketing import suppress
 from include.policies.instructions import InstructionBook
 from include.reports import html_bytes, json_bytes
 from include.requests.access import AccessSettings, Workspace
-from include.requests.erasure import (
-    apply_log_erasure,
-    apply_sql_erasure,
-    apply_vault_erasure,
-    plan_log_erasure,
-    plan_sql_erasure,
-    plan_vault_erasure,
-)
-from include.requests.gather import (
-    IDENTITY_STORES,
-    LOG_STORES,
-    VAULT_STORE,
-    Stores,
-    first_identities,
-    given_identities,
-)
-from include.requests.rectification import (
-    apply_sql_rectification,
-    apply_vault_rectification,
-    plan_sql_rectification,
-    plan_vault_rectification,
-)
+from include.requests.gather import IDENTITY_STORES, LOG_STORES, Stores, first_identities
 from include.requests.register import (
     Request,
     complete_request,
     get_request,
+    record_possible_matches,
     refuse_request,
     register_request,
     request_corrections,
@@ -62,6 +41,9 @@ from include.requests.register import (
     start_request,
 )
 from include.requests.restriction import lift_restrictions, require_unrestricted, restrict
+from include.stores.base import Acting
+from include.stores.identities import IdentitySet
+from include.stores.vault import VAULT_STORE, VaultStore
 from include.vault.schema import controller
 from include.vault.store import Vault
 
@@ -124,7 +106,7 @@ def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettin
         work = Workspace(vault, settings.work_dir, request_id)
         saved = work.load("identities", at)
         identities = (IdentitySet.from_json(saved) if saved is not None else
-                      first_identities(stores, given_identities(request_identities(vault, request_id))))
+                      first_identities(stores, IdentitySet.given(request_identities(vault, request_id))))
         if saved is None:
             work.save("identities", identities.to_json(), at)
         if request.status == "received":
@@ -133,7 +115,7 @@ def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettin
             if request.kind == "erase":
                 pairs += [{"request_id": request_id, "store": store} for store in stores.ids(IDENTITY_STORES)]
                 continue
-            subjects = sorted(VaultConnector(vault, request.controller_id).subjects(identities))
+            subjects = VaultStore(vault, request.controller_id).subjects(identities)
             if request.kind == "rectify":
                 require_unrestricted(vault, controller_id=request.controller_id, subject_ids=subjects,
                                      operation="rectification", actor=actor, at=at)
@@ -180,47 +162,44 @@ def act(vault: Vault, stores: Stores, request_id: str, store: str, settings: Acc
         raise UnknownRecord(f"request {request_id} has not been planned (no identities in the work directory)")
     identities = IdentitySet.from_json(known)
     kind, controller_id = stores.kind(store), request.controller_id
-    connector = stores.connector(store)
-    store_plan = work.load(f"plan-{store}", at)
-    if store_plan is None:
-        book = InstructionBook.load(vault)
-        if request.kind == "erase":
-            store_plan = (plan_vault_erasure(vault, controller_id, identities, at=at) if kind == "vault" else
-                          plan_sql_erasure(connector, identities, book, controller_id=controller_id, at=at)
-                          if kind == "sql" else
-                          plan_log_erasure(connector, identities, book, controller_id=controller_id, at=at))
-        else:
-            old, _new = _old_and_new(vault, request)
-            store_plan = (plan_vault_rectification(vault, controller_id, identities, old=old, actor=actor, at=at)
-                          if kind == "vault" else
-                          plan_sql_rectification(connector, identities, book, old=old, controller_id=controller_id,
-                                                 at=at))
-        work.save(f"plan-{store}", store_plan, at)
+    target = stores.store(store)
+    acting = Acting(controller_id, request_id, actor, at, book=InstructionBook.load(vault),
+                    progress=_Progress(work, at))
+    old, new = _old_and_new(vault, request) if request.kind == "rectify" else ({}, {})
+    saved = work.load(f"plan-{store}", at)
     if request.kind == "erase":
-        if kind == "vault":
-            outcome = apply_vault_erasure(vault, store_plan, controller_id=controller_id, request_id=request_id,
-                                          actor=actor, at=at)
-            outcome["kept"] = [kept for subject in store_plan["subjects"] for kept in subject["kept"]]
-        elif kind == "sql":
-            outcome = apply_sql_erasure(connector, store_plan) | {"kept": store_plan["kept"]}
-        else:
-            progress = work.load(f"progress-{store}", at) or {}
-            outcome = apply_log_erasure(connector, store_plan, progress,
-                                        lambda done: work.save(f"progress-{store}", done, at))
+        store_plan = (target.erasure_plan(saved) if saved is not None else target.plan_erasure(identities, acting))
     else:
-        old, new = _old_and_new(vault, request)
-        outcome = (apply_vault_rectification(vault, store_plan, controller_id=controller_id, old=old, new=new,
-                                             request_id=request_id, actor=actor, at=at) if kind == "vault" else
-                   apply_sql_rectification(connector, store_plan, new=new))
+        store_plan = (target.rectification_plan(saved) if saved is not None
+                      else target.plan_rectification(identities, old, acting))
+    if saved is None:
+        work.save(f"plan-{store}", store_plan.model_dump(mode="json"), at)
+    result = (target.apply_erasure(store_plan, acting) if request.kind == "erase"
+              else target.apply_rectification(store_plan, new, acting))
+    record_possible_matches(vault, request_id, store, result.held, at=at)
+    outcome = result.model_dump(mode="json")
     if kind != "vault":  # the vault audits its own changes, in their transactions
         with vault.engine.begin() as conn:
             vault.audit.append(conn, at=at, actor=actor, action=f"{request.kind}.store", controller_id=controller_id,
                                subject_id=request.subject_id, details={
                                    "request": request_id, "store": store,
                                    "changed": sum(done["records"] for done in outcome["done"]),
-                                   "kept": len(outcome.get("kept", []))})
+                                   "kept": len(outcome["kept"]), "held": len(outcome["held"])})
     work.save(f"store-{store}", outcome, at)
     return outcome
+
+
+class _Progress:
+    """A long rewrite's progress, kept in the request's work files."""
+
+    def __init__(self, work: Workspace, at: datetime) -> None:
+        self.work, self.at = work, at
+
+    def load(self, name: str) -> dict | None:
+        return self.work.load(name, self.at)
+
+    def save(self, name: str, data: dict) -> None:
+        self.work.save(name, data, self.at)
 
 
 def plan_logs(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettings, *,
@@ -234,7 +213,7 @@ def plan_logs(vault: Vault, stores_of, request_ids: list[str], settings: AccessS
         stores = stores_of(request.controller_id)
         work = Workspace(vault, settings.work_dir, request_id)
         every = IdentitySet.from_json(work.load("identities", at))
-        for store in stores.ids(("sql",)):
+        for store in stores.ids(IDENTITY_STORES):
             if (store_plan := work.load(f"plan-{store}", at)) is None:
                 raise StoreUnavailable(f"request {request_id}: store {store} has not been acted on; "
                                        "the logs wait for every store")
@@ -265,8 +244,8 @@ def confirm(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
     awaiting = request.kind == "object" and request.particulars.get("ground") != "direct_marketing"
     with vault.engine.connect() as conn:
         controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)).one().name
-    stores_done = [{"store": store, "done": (result or {}).get("done", []), "kept": (result or {}).get("kept", [])}
-                   for store, result in results.items()]
+    stores_done = [{"store": store, "done": (result or {}).get("done", []), "kept": (result or {}).get("kept", []),
+                    "held": len((result or {}).get("held", []))} for store, result in results.items()]
     known = work.load("identities", at)
     erased = (work.load(f"plan-{VAULT_STORE}", at) or {}).get("subjects", [])  # found before their erasure
     subjects = [s["subject_id"] for s in erased] + ([request.subject_id] if request.subject_id else [])

@@ -6,6 +6,8 @@ read without a key: controller, category, purpose, source, dates, lifecycle, opa
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from sqlalchemy import (
     Column,
     Date,
@@ -32,12 +34,15 @@ vault_meta = Table(
     Column("value", String(255), nullable=False),
 )
 
+# A controller's region picks the bank holidays of its requests' deadlines (they differ by UK region).
+Region = Literal["england-and-wales", "scotland", "northern-ireland"]
+REGIONS: tuple[str, ...] = get_args(Region)
+
 controller = Table(
     "controller", vault_metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(200), nullable=False),
-    # Bank holidays for request deadlines differ by UK region.
-    Column("region", String(32), nullable=False),
+    Column("name", String(200), nullable=False),  # the controller's legal name, from its instruction file
+    Column("region", String(32), nullable=False),  # one of REGIONS
     Column("created_at", UTCDateTime, nullable=False),
     sqlite_with_rowid=False,
 )
@@ -211,6 +216,18 @@ request_identity = Table(
     Column("kind", String(32), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
+)
+
+# Rows a request's search held back for staff to decide (a value another owner holds too, a row
+# another owner owns): where they are and why, never their contents.
+possible_match = Table(
+    "possible_match", vault_metadata,
+    Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
+    Column("store", String(64), primary_key=True),
+    Column("table_name", String(128), primary_key=True),
+    Column("row_key", String(200), primary_key=True),
+    Column("reason", String(500), nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
 )
 
 audit_event = Table(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from include.demo_shop import SHOP_CONTROLLER, shop_truth
 from include.marketing import export_mailing_list, subscribe
-from include.requests.erasure import retained_subject_id
+from include.stores.vault import retained_subject_id
 from include.requests.package import open_sealed
 from include.requests.register import get_request
 from include.vault.schema import rights_request
@@ -144,8 +144,9 @@ import os, signal, sys
 from datetime import datetime
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/plugins"]
 from airflow.dag_processing.dagbag import DagBag
-import include.requests.erasure as erasure
+import importlib
 target = sys.argv[3]
+erasure = importlib.import_module({"delete_records": "include.stores.vault", "apply_to_hosts": "include.stores.logs"}[target])
 real = getattr(erasure, target)
 calls = []
 def then_die(*args, **kwargs):

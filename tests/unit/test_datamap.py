@@ -51,7 +51,9 @@ def test_the_demo_maps_load_with_chains_key_values_json_and_logs():
     shop = maps["fenland-shop"]
     assert shop.identity_columns("customers") == {"email": "email", "phone": "phone",
                                                   "customer_no": "customer_number", "last_login_ip": "ip"}
-    assert shop.children("orders") == [("order_lines", "order_id"), ("order_notes", "order_id")]
+    assert [(child, column) for child, column, _ in shop.children("orders")] == [("order_lines", "order_id"),
+                                                                                 ("order_notes", "order_id")]
+    assert all(reference.owner for _, _, reference in shop.children("customers"))  # the short form owns
     assert shop.tables["orders"].erasure.action == ErasureAction.retain
     assert shop.tables["customer_meta"].key_value.identities == {"billing_phone": "phone"}
     assert shop.tables["customers"].columns["preferences"].json_value
@@ -69,8 +71,10 @@ def test_the_demo_maps_load_with_chains_key_values_json_and_logs():
      "tables.customers.erasure.mask.name: masks column 'name', which is not among the table's columns"),
     (("{action: retain, reason: \"Art. 17(3)(b): tax records\"}", "{action: retain}"), 19,
      "tables.orders.erasure: retain needs the legal reason the data is kept for"),
-    (("    references: {customer_id: customers}\n", "    references: {customer_id: lines}\n"), 16,
-     "tables.orders.references: references form a cycle: orders -> lines -> orders"),
+    (("{action: mask, mask: {email: null}}", '{action: mask, mask: {email: "gone-{nope}@x.invalid"}}'), 11,
+     "tables.customers.erasure.mask.email: template names 'nope', which is not a column the map gives"),
+    (("{action: mask, mask: {email: null}}", '{action: mask, mask: {email: "gone-{id@x.invalid"}}'), 11,
+     "tables.customers.erasure: a mask template has an unmatched '{' or '}'"),
     (("    references: {order_id: orders}\n", ""), 21,
      "tables.lines: is never reached: it has no identity column and references no table"),
     (("kind: sql", "kind: ftp"), 3, "kind: Input should be 'sql' or 'server_logs'"),
@@ -79,7 +83,7 @@ def test_the_demo_maps_load_with_chains_key_values_json_and_logs():
       "    erasure: {action: mask, mask: {email: null}}\n    colour: red\n  orders"), 12,
      "tables.customers.colour: Extra inputs are not permitted"),
     (("{action: mask, mask: {email: null}}", "{action: delete}"), 11,
-     "tables.customers.erasure.action: deletes rows that table 'orders' keeps (retain through orders.customer_id)"),
+     "tables.customers.erasure.action: deletes rows that table 'orders' keeps (through orders.customer_id)"),
     (("    dated_by: placed_at\n", ""), 18, "tables.orders.erasure: retain needs dated_by"),
 ])
 def test_each_error_names_the_file_the_line_and_the_field(tmp_path, change, line, message):

@@ -4,6 +4,7 @@ against what the demo generated."""
 from __future__ import annotations
 
 import base64
+import re
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,17 +12,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.datamap.connectors import SqlConnector
 from include.datamap.model import load_data_map
 from include.demo_shop import SHOP_CONTROLLER, shop_data, shop_truth
 from include.errors import InvalidInput, KeyringError, StoreUnavailable
 from include.policies.instructions import InstructionBook
-from include.requests.gather import gather_subject, given_identities, known_identities
+from include.requests.gather import gather_subject, known_identities
 from include.requests.access import AccessSettings, fulfil
 from include.requests.package import build_package, open_sealed, seal
 from include.requests.redaction import WITHHELD, Redactor, name_words
 from include.requests.register import get_request, register_request, request_identities
 from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
+from include.stores.identities import IdentitySet
+from include.stores.sql import SqlStore
 from tests.helpers import client_in_both
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
@@ -34,7 +36,7 @@ def by_store(results) -> dict:
 def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(stores):
     email = client_in_both()
     truth = shop_truth(email)
-    results = by_store(gather_subject(stores, given_identities([("email", email)])))
+    results = by_store(gather_subject(stores, IdentitySet.given([("email", email)])))
     assert set(results) == {"vault", "fenland-shop", "fenland-logs"}
 
     shop_found = {}
@@ -44,17 +46,18 @@ def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(sto
                 for table, rows in truth.rows.items()}
     assert shop_found == {t: ids for t, ids in expected.items() if ids}
     customer = next(f for f in results["fenland-shop"].records if f.table == "customers")
-    assert customer.data["email"] == email and customer.led_by.startswith(f"email {email}")
+    assert customer.data["email"] == email and customer.found_by.startswith(f"email {email}")
     assert customer.data["preferences"]["frame_size"] in "SML"  # a JSON column, parsed
     line = next(f for f in results["fenland-shop"].records if f.table == "order_lines")
-    assert line.led_by.startswith("order_lines.order_id = orders #")
+    assert line.found_by.startswith(f"email {email} (given in the request) -> customers.email #")
+    assert re.search(r"-> orders #\d+ \(orders.customer_id\) -> order_lines #\d+ \(order_lines.order_id\)$", line.found_by)
 
     log_lines = results["fenland-logs"].records
     assert len(log_lines) == truth.visit_count
     assert {f.data["line"].split()[0] for f in log_lines} == set(truth.ips)
     order_only_ip = truth.ips[1]  # seen only on an order, never on the account
     via_order = [f for f in log_lines if f.data["line"].startswith(order_only_ip + " ")]
-    assert via_order and all("orders.customer_ip" in f.led_by for f in via_order)
+    assert via_order and all("orders.customer_ip" in f.found_by for f in via_order)
 
     vault_records = results["vault"].records
     assert vault_records and {f.data.get("email") for f in vault_records if "email" in f.data} == {email}
@@ -65,7 +68,7 @@ def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(sto
 
 
 def test_an_unknown_person_is_found_nowhere(stores):
-    results = gather_subject(stores, given_identities([("email", "nobody.here@example.org")]))
+    results = gather_subject(stores, IdentitySet.given([("email", "nobody.here@example.org")]))
     assert [len(result.records) for result in results] == [0, 0, 0]
 
 
@@ -76,19 +79,19 @@ def test_a_map_naming_a_column_the_store_lacks_is_refused_with_its_line(shop, tm
     line = next(n for n, t in enumerate(text.splitlines(), 1) if "post_code" in t)
     with pytest.raises(InvalidInput, match=rf"fenland-shop.yaml:{line}: tables.addresses.columns.post_code: "
                                            r"column 'post_code' is not in table 'addresses'"):
-        SqlConnector(load_data_map(broken), shop).gather(given_identities([("email", client_in_both())]))
+        SqlStore(load_data_map(broken), shop).search(IdentitySet.given([("email", client_in_both())]))
 
 
 def test_a_store_that_is_down_is_reported_as_unavailable(tmp_path):
     down = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
     with pytest.raises(StoreUnavailable, match="store 'fenland-shop' cannot be searched: OperationalError"):
-        SqlConnector(load_data_map(MAPS / "fenland-shop.yaml"), down).gather(given_identities([("email", "a@b.org")]))
+        SqlStore(load_data_map(MAPS / "fenland-shop.yaml"), down).search(IdentitySet.given([("email", "a@b.org")]))
 
 
 def make_package(stores, email: str, on=date(2026, 11, 24)):
     request_id = register_request(stores.vault, controller_id=SHOP_CONTROLLER, kind="access", received_on=on,
                                   identities={"email": [email]}, actor="test", at=AT)
-    given = given_identities(request_identities(stores.vault, request_id))
+    given = IdentitySet.given(request_identities(stores.vault, request_id))
     results = gather_subject(stores, given)
     identities = known_identities(given, results)
     own = name_words([f.data.get(c) for r in results for f in r.records

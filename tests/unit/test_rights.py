@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.datamap.connectors import SqlConnector
 from include.datamap.model import load_data_map
 from include.demo_shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
 from include.errors import InvalidInput, Restricted
@@ -19,16 +18,22 @@ from include.marketing import export_mailing_list, is_suppressed, subscribe
 from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
 from include.policies.instructions import InstructionBook
 from include.requests.access import AccessSettings
-from include.requests.erasure import plan_sql_erasure, retained_subject_id
-from include.requests.gather import given_identities
 from include.requests.package import open_sealed
 from include.requests.register import get_request
 from include.requests.restriction import restricted_subjects
 from include.requests.rights import fulfil, register_rights_request
+from include.stores.base import Acting
+from include.stores.identities import IdentitySet
+from include.stores.sql import SqlStore
+from include.stores.vault import retained_subject_id
 from include.vault.schema import audit_event, data_subject, record
 from tests.helpers import client_in_both
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
+
+
+def acting(vault) -> Acting:
+    return Acting(SHOP_CONTROLLER, "test-request", "test", AT, book=InstructionBook.load(vault))
 
 
 def settings(tmp_path: Path) -> AccessSettings:
@@ -94,11 +99,13 @@ def test_an_erasure_leaves_only_what_a_legal_reason_keeps_and_a_second_changes_n
     assert kept_by in restricted_subjects(vault, [kept_by])
     assert vault.find_subjects(SHOP_CONTROLLER, "email", email) == [kept_by]
 
-    # The shop, by its map: the account masked, addresses and meta gone, orders and lines kept.
+    # The shop, by its map: the account masked, addresses and personal meta gone (meta that is not
+    # personal stays), orders and lines kept.
     rows = shop_rows(shop)
     [account] = [r for r in rows["customers"] if r["id"] == customer_id]
     assert account["email"] == "[erased]" and account["first_name"] is None and account["last_login_ip"] is None
-    assert not [r for r in rows["addresses"] + rows["customer_meta"] if r["customer_id"] == customer_id]
+    assert not [r for r in rows["addresses"] if r["customer_id"] == customer_id]
+    assert [r["meta_key"] for r in rows["customer_meta"] if r["customer_id"] == customer_id] == ["newsletter_source"]
     order_ids = {o["id"] for o in truth.rows["orders"]}
     assert {o["id"] for o in rows["orders"] if o["customer_id"] == customer_id} == order_ids
     assert len([r for r in rows["order_lines"] if r["order_id"] in order_ids]) == len(truth.rows["order_lines"])
@@ -143,11 +150,10 @@ def test_an_erasure_leaves_only_what_a_legal_reason_keeps_and_a_second_changes_n
 def test_every_kept_order_line_is_dated_by_its_order(stores, shop):
     email = client_in_both()
     loaded = load_data_map(MAPS / "fenland-shop.yaml")
-    plan = plan_sql_erasure(SqlConnector(loaded, shop), given_identities([("email", email)]),
-                            InstructionBook.load(stores.vault), controller_id=SHOP_CONTROLLER, at=AT)
+    plan = SqlStore(loaded, shop).plan_erasure(IdentitySet.given([("email", email)]), acting(stores.vault))
     orders = {o["id"]: o for o in shop_truth(email).rows["orders"]}
     lines = shop_truth(email).rows["order_lines"]
-    until = {(k["table"], k["key"]): k["until"] for k in plan["kept"]}
+    until = {(k.table, k.key): k.until for k in plan.kept}
     for line in lines:
         assert until[("order_lines", str(line["id"]))] == until[("orders", str(line["order_id"]))]
     for order_id, order in orders.items():
@@ -236,5 +242,5 @@ def test_unknown_rights_and_uncovered_categories_are_refused(stores, shop, tmp_p
                                                                           "instruction: shop_gift_message"))
     with pytest.raises(InvalidInput, match="table order_notes: controller 'fenland-cycles' has no instruction "
                                            "covering category 'shop_gift_message'"):
-        plan_sql_erasure(SqlConnector(load_data_map(uncovered), shop), given_identities([("email", client_in_both())]),
-                         InstructionBook.load(vault), controller_id=SHOP_CONTROLLER, at=AT)
+        SqlStore(load_data_map(uncovered), shop).plan_erasure(IdentitySet.given([("email", client_in_both())]),
+                                                              acting(vault))

@@ -1,0 +1,95 @@
+"""A directory of combined-format server logs (plain or gzipped), as a store: a person's lines are
+those from the IP addresses found on their own rows and on no one else's. Lines from an address
+that another owner used too (a household's or an office's shared address) are held back as
+possible matches, never packaged or erased.
+
+Erasure anonymises or drops the person's lines, as the controller's instruction for its logs says,
+whatever their age; each file is replaced atomically, and progress is kept after each file so that
+a retried task reports the files done before it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from include.datamap.model import DataMap
+from include.errors import InvalidInput, StoreUnavailable
+from include.files import remove_stale_temporaries
+from include.serverlogs import apply_to_hosts, lines_from_hosts
+from include.stores.base import Acting, Done, FoundRecord, Outcome, Plan, PossibleMatch, Store, StoreResult
+from include.stores.identities import IdentitySet, Standing
+from include.yamlfiles import LoadedFile
+
+SHARED_ADDRESS = "from an IP address that another owner used too"
+
+
+class LogErasurePlan(Plan):
+    hosts: list[str]
+    action: str
+
+
+class LogStore(Store):
+    kind = "server_logs"
+
+    def __init__(self, loaded: LoadedFile[DataMap], log_root: Path) -> None:
+        if loaded.content.kind != "server_logs":
+            raise InvalidInput(f"{loaded.path}: store '{loaded.content.store}' is not a server_logs store")
+        self.loaded = loaded
+        self.map = loaded.content
+        self.id = self.map.store
+        self.directory = self.map.logs.path(log_root)
+
+    def test_connection(self) -> None:
+        if not self.directory.is_dir():
+            raise StoreUnavailable(f"store '{self.id}': log directory {self.directory} does not exist")
+
+    def files(self) -> list[Path]:
+        self.test_connection()
+        return sorted(p for p in self.directory.glob(self.map.logs.pattern) if p.is_file())
+
+    def search(self, identities: IdentitySet) -> StoreResult:
+        result = StoreResult(self.id, self.kind, identities=identities)
+        hosts = identities.values("ip")
+        shared = [e.value for e in identities.of("ip", Standing.shared)]
+        for path in self.files():
+            for number, (host, line) in enumerate(lines_from_hosts(path, hosts + shared)):
+                key = f"{path.name}:{number}"
+                if host in hosts:
+                    result.records.append(FoundRecord(self.id, path.name, key, {"line": line},
+                                                      identities.describe("ip", host)))
+                else:
+                    result.held.append(PossibleMatch(self.id, path.name, key, SHARED_ADDRESS))
+        return result
+
+    @classmethod
+    def erasure_plan(cls, data: dict) -> LogErasurePlan:
+        return LogErasurePlan.model_validate(data)
+
+    @classmethod
+    def rectification_plan(cls, data: dict) -> Plan:
+        raise InvalidInput(f"store kind {cls.kind} holds no value to rectify")
+
+    def plan_erasure(self, identities: IdentitySet, acting: Acting) -> LogErasurePlan:
+        instruction = acting.book.require(acting.controller_id, self.map.logs.instruction, acting.at,
+                                          where=f"{self.loaded.path}: logs: ")
+        return LogErasurePlan(hosts=identities.values("ip"), action=instruction.log_action)
+
+    def apply_erasure(self, plan: LogErasurePlan, acting: Acting) -> Outcome:
+        """Rewrite each file in turn, keeping progress ({file: lines changed}) after each."""
+        name = f"progress-{self.id}"
+        progress = (acting.progress.load(name) if acting.progress else None) or {}
+        files = self.files()
+        remove_stale_temporaries(self.directory)  # a killed rewrite's leftovers; its original is intact
+        for path in files:
+            changed = apply_to_hosts(path, plan.hosts, action=plan.action).lines_changed
+            progress[path.name] = progress.get(path.name, 0) + changed
+            if acting.progress:
+                acting.progress.save(name, progress)
+        return Outcome(done=[Done(table=file, action=plan.action, records=lines)
+                             for file, lines in sorted(progress.items()) if lines])
+
+    def plan_rectification(self, identities: IdentitySet, old: dict[str, str], acting: Acting) -> Plan:
+        return self.rectification_plan({})
+
+    def apply_rectification(self, plan: Plan, new: dict[str, str], acting: Acting) -> Outcome:
+        return self.rectification_plan({})
