@@ -17,6 +17,7 @@ from include.policies.instructions import InstructionBook
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet, Standing
 from include.stores.sql import SqlStore
+from include.stores.sql_checks import check_store
 from include.stores.vault import VaultStore
 from include.vault.store import NewRecord
 from tests.helpers import instruct
@@ -249,3 +250,32 @@ def test_two_vault_subjects_sharing_a_phone_each_reach_only_themselves(vault):
     store.apply_erasure(plan, acting)
     assert vault.keystore.fetch([carol]) and vault.read_records(vault.subject_record_ids(carol))[0].fields["email"] == CAROL
     assert vault.keystore.fetch([bob]) == {}
+
+
+def test_a_live_check_names_a_missing_column_a_missing_index_and_a_unique_column_with_a_constant_mask(
+        shop, tmp_path):
+    broken = (MAP.replace('mask: {email: "deleted-{id}@site.invalid", name: null}', 'mask: {email: "[erased]", name: null}')
+              .replace("      placed_at: {category: purchase history}", "      placed_on: {category: purchase history}"))
+    path = tmp_path / "acme-shop.yaml"
+    path.write_text(broken)
+    target = SqlStore(load_data_map(path), shop)
+    line = next(n for n, text in enumerate(broken.splitlines(), 1) if "placed_on" in text)
+    assert [str(f) for f in check_store(target)] == [
+        f"{path}:{line}: tables.orders.columns.placed_on: column 'placed_on' is not in table 'orders' of store "
+        "'acme-shop'"]
+    path.write_text(broken.replace("placed_on", "placed_at"))
+    findings = [str(f) for f in check_store(SqlStore(load_data_map(path), shop))]
+    phone_line = next(n for n, text in enumerate(broken.splitlines(), 1) if "billing_phone: {category" in text)
+    mask_line = next(n for n, text in enumerate(broken.splitlines(), 1) if '"[erased]", name: null' in text)
+    assert f"{path}:{phone_line}: tables.orders.columns.billing_phone: no index serves the search of orders.billing_phone: " \
+           "every request reads the whole table; create one: CREATE INDEX ix_gdpr_orders_billing_phone ON orders " \
+           "(billing_phone)" in findings
+    assert f"{path}:{mask_line}: tables.accounts.erasure.mask.email: accounts.email is UNIQUE, so the constant mask '[erased]' " \
+           "fails on the second erasure; use a per-row template such as 'deleted-{id}@site.invalid', or null" in findings
+    dialect = shop.dialect.name
+    with shop.begin() as conn:  # the indexes it asks for, made as it says, satisfy it
+        for finding in findings:
+            if "create one: " in finding:
+                conn.exec_driver_sql(finding.split("create one: ")[1])
+    left = [str(f) for f in check_store(SqlStore(load_data_map(path), shop))]
+    assert not [f for f in left if "no index" in f] and len(left) == 1, (dialect, left)
