@@ -18,6 +18,7 @@ import base64
 import io
 import json
 import os
+import re
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,12 @@ class Table:
     instruction: Instruction | None
     categories: list[str]
     kept_because: str | None  # a retain rule of the map, for the erasure right
+    section: str | None = None  # the kind of row, where the table holds several
+
+    @property
+    def path(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.section.lower()).strip("-") if self.section else ""
+        return f"data/{self.store}/{self.table}" + (f".{slug}" if slug else "")
 
 
 def _tables(results: Sequence[StoreResult], maps: Sequence[LoadedFile[DataMap]], book: InstructionBook,
@@ -67,10 +74,10 @@ def _tables(results: Sequence[StoreResult], maps: Sequence[LoadedFile[DataMap]],
     by_store = {m.content.store: m.content for m in maps}
     tables = []
     for result in results:
-        grouped: dict[str, list] = {}
-        for found in result.records:
-            grouped.setdefault(found.table, []).append(found)
-        for name, records in grouped.items():
+        grouped: dict[tuple[str, str | None], list] = {}
+        for found in result.records:  # a table holding several kinds of row shows each apart
+            grouped.setdefault((found.table, found.section), []).append(found)
+        for (name, section), records in grouped.items():
             rows = []
             for found in records:
                 data = dict(found.data)
@@ -94,12 +101,12 @@ def _tables(results: Sequence[StoreResult], maps: Sequence[LoadedFile[DataMap]],
                                                       ["online identifiers (IP addresses)"], None)
             else:
                 store, spec = by_store[result.store], by_store[result.store].tables[name]
-                category, source = spec.instruction, store.description or result.store
+                category, source = records[0].instruction or spec.instruction, store.description or result.store
                 categories = sorted({c.category for c in spec.columns.values()}
                                     | set(spec.key_value.personal_keys.values() if spec.key_value else ()))
-                kept = spec.erasure.reason
+                kept = next((e.reason for e in spec.erasures() if e.reason), None)
             tables.append(Table(result.store, name, source, rows, book.in_effect(controller_id, category, on),
-                                categories, kept))
+                                categories, kept, section))
     return tables
 
 
@@ -111,7 +118,7 @@ def build_package(*, request: Request, controller_name: str, results: Sequence[S
     tables = _tables(results, maps, book, request.controller_id, on, redactor)
     files: dict[str, bytes] = {}
     for table in tables:
-        base = f"data/{table.store}/{table.table}"
+        base = table.path
         files[f"{base}.json"] = json_bytes(table.rows)
         files[f"{base}.csv"] = csv_bytes(table.rows)
     if disclosed:
@@ -121,8 +128,10 @@ def build_package(*, request: Request, controller_name: str, results: Sequence[S
         "format": FORMAT, "request": request.id, "controller": request.controller_id, "made_on": on.isoformat(),
         "received_on": request.received_on.isoformat(), "due_on": request.due_on.isoformat(),
         "stores_searched": sorted({r.store for r in results}), "withheld_values": redactor.withheld,
-        "tables": [{"store": t.store, "table": t.table, "records": len(t.rows)} for t in tables],
+        "tables": [{"store": t.store, "table": t.table, "section": t.section, "records": len(t.rows)}
+                   for t in tables],
         "disclosures": len(disclosed),
+        "held_back": sum(len(r.held) for r in results),  # possible matches, for the controller to decide
     }
     files["manifest.json"] = json_bytes(manifest)
     files["report.html"] = html_bytes("access_package.html.j2", request=request, controller_name=controller_name,
