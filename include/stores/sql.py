@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, delete, func, inspect, or_, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SAWarning
 
 from include.datamap.model import Condition, DataMap, ErasureAction, Replacement, template_fields
 from include.errors import InvalidInput, StoreUnavailable
@@ -156,7 +157,9 @@ class SqlStore(Store):
         if problems:
             raise problems[0]
         metadata = MetaData()
-        self.tables = {name: Table(name, metadata, autoload_with=self.engine) for name in self.map.tables}
+        with warnings.catch_warnings():  # the search indexes on expressions are the backend's to use
+            warnings.simplefilter("ignore", SAWarning)
+            self.tables = {name: Table(name, metadata, autoload_with=self.engine) for name in self.map.tables}
 
     def schema_problems(self) -> list[InvalidInput]:
         """Each table or column of the map the store lacks."""
@@ -489,7 +492,7 @@ class Resolution:
 
     def _judge(self, entry) -> None:
         self.judged.add((entry.kind, entry.value))
-        matched = self._match(entry.kind, entry.value)
+        matched = self.match(entry.kind, entry.value)
         self._roots([ref for ref, _ in matched])
         strong = self.known.strong() | ({(entry.kind, entry.value)} if entry.kind in STRONG_KINDS else set())
         others = {ref: self._other_owner(ref, strong) for ref, _ in matched if ref not in self.mine}
@@ -611,7 +614,7 @@ class Resolution:
             self.rows[ref] = dict(row)
         return ref
 
-    def _match(self, kind: str, value: str) -> list[tuple[Ref, str]]:
+    def match(self, kind: str, value: str) -> list[tuple[Ref, str]]:
         """(row, table.column) of each row holding the identity in its normal form."""
         forms = self.known.written(kind, value)
         matched = []
