@@ -7,13 +7,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-from include.errors import InvalidInput
-
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-# Airflow connection types and the SQLAlchemy drivers the project pins for them.
-DRIVERS = {"postgres": "postgresql+psycopg2", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
 
 
 class ClientStoreHook(BaseHook):
@@ -33,20 +28,13 @@ class ClientStoreHook(BaseHook):
         self.store_conn_id = store_conn_id
 
     def url(self):
-        from sqlalchemy.engine import URL, make_url
+        from include.stores.connections import store_url
 
         conn = self.get_connection(self.store_conn_id)
         if conn.password:
             mask_secret(conn.password)
-        if url := conn.extra_dejson.get("sqlalchemy_url"):
-            return make_url(url)
-        if conn.conn_type not in DRIVERS:
-            raise InvalidInput(f"connection '{self.store_conn_id}': type '{conn.conn_type}' is not one of "
-                               f"{', '.join(DRIVERS)} and it has no extra 'sqlalchemy_url'")
-        if conn.conn_type == "sqlite":
-            return URL.create("sqlite", database=conn.host)
-        return URL.create(DRIVERS[conn.conn_type], username=conn.login, password=conn.password or None,
-                          host=conn.host, port=conn.port, database=conn.schema)
+        return store_url(self.store_conn_id, conn_type=conn.conn_type, host=conn.host, login=conn.login,
+                         password=conn.password, port=conn.port, schema=conn.schema, extra=conn.extra_dejson)
 
     def get_conn(self) -> Engine:
         from sqlalchemy import create_engine
