@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, delete, func, inspect, or_, select, text, update
-from sqlalchemy.exc import DBAPIError, SAWarning
+from sqlalchemy.exc import DBAPIError, IntegrityError, SAWarning
 
 from include.datamap.model import Condition, DataMap, ErasureAction, Replacement, template_fields
 from include.errors import InvalidInput, StoreUnavailable
@@ -355,8 +355,17 @@ class SqlStore(Store):
                     done.append(Done(table=scrub.table, action=f"remove mentions from {scrub.column}",
                                      records=len(scrub.keys)))
         except DBAPIError as exc:
-            raise StoreUnavailable(f"store '{self.id}' cannot be changed: {type(exc.orig).__name__}") from None
+            raise self._unchanged(exc) from None
         return Outcome(done=done, kept=plan.kept, held=plan.held)
+
+    def _unchanged(self, exc: DBAPIError) -> Exception:
+        """A refused change is permanent (a retry gets the same answer); a store away is not. The
+        database's message may quote the row's values, so it is not passed on."""
+        if isinstance(exc, IntegrityError):
+            return InvalidInput(f"store '{self.id}' refused the change: it breaks a constraint of the store "
+                                f"({type(exc.orig).__name__}); nothing was changed. `gdpr-admin datamap validate "
+                                "--live` names masks that break UNIQUE columns")
+        return StoreUnavailable(f"store '{self.id}' cannot be changed: {type(exc.orig).__name__}")
 
     def erasure_of(self, step: TableStep):
         spec = self.map.tables[step.table]
@@ -436,7 +445,7 @@ class SqlStore(Store):
                         conn.execute(update(table).where(key.in_(part)).values({change.column: new[change.kind]}))
                     done[change.table] = done.get(change.table, 0) + len(change.keys)
         except DBAPIError as exc:
-            raise StoreUnavailable(f"store '{self.id}' cannot be changed: {type(exc.orig).__name__}") from None
+            raise self._unchanged(exc) from None
         return Outcome(done=[Done(table=t, action="rectify", records=n) for t, n in done.items()], held=plan.held)
 
 

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from include.datamap.model import load_data_map
+from include.errors import InvalidInput
 from include.policies.instructions import InstructionBook
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet, Standing
@@ -279,3 +280,20 @@ def test_a_live_check_names_a_missing_column_a_missing_index_and_a_unique_column
                 conn.exec_driver_sql(finding.split("create one: ")[1])
     left = [str(f) for f in check_store(SqlStore(load_data_map(path), shop))]
     assert not [f for f in left if "no index" in f] and len(left) == 1, (dialect, left)
+
+
+def test_a_constant_mask_on_a_unique_column_fails_once_clearly_and_changes_nothing(vault, shop, tmp_path):
+    instruct(vault, CONTROLLER, {"account": "6 years after the contract ends",
+                                 "order": "7 years from the end of the financial year"})
+    path = tmp_path / "acme-shop.yaml"
+    path.write_text(MAP.replace('mask: {email: "deleted-{id}@site.invalid", name: null}',
+                                'mask: {email: "[erased]", name: null}'))
+    target = SqlStore(load_data_map(path), shop)
+    acting = Acting(CONTROLLER, "r-1", "test", AT, book=InstructionBook.load(vault))
+    target.apply_erasure(target.plan_erasure(IdentitySet.given([("email", ALICE)]), acting), acting)
+    before = dump(shop)
+    with pytest.raises(InvalidInput, match=r"store 'acme-shop' refused the change: it breaks a constraint of the "
+                                           r"store \(\w+\); nothing was changed") as refused:
+        target.apply_erasure(target.plan_erasure(IdentitySet.given([("email", BOB)]), acting), acting)
+    assert "[erased]" not in str(refused.value) and BOB not in str(refused.value)
+    assert dump(shop) == before
