@@ -116,11 +116,11 @@ def server_settings(directory: Path, vault_url: str, keystore_url: str) -> Vault
 
 def new_vault(settings: VaultSettings) -> Vault:
     vault = Vault.open(settings, create=True)
-    vault.add_controller(CONTROLLER, "Bench Ltd", "england-and-wales", actor=ACTOR)
-    record_instructions(vault, [instructions_in_code(
+    record_instructions(vault, [instructions_in_code(  # registers the controller too
         CONTROLLER, {"enquiry": "until the enquiry is closed",
                      "invoice": "7 years from the end of the financial year"},
-        given_on=date(2024, 1, 1))], actor=ACTOR, at=datetime(2024, 1, 1, tzinfo=UTC))
+        given_on=date(2024, 1, 1), name="Bench Ltd", region="england-and-wales")],
+        actor=ACTOR, at=datetime(2024, 1, 1, tzinfo=UTC))
     return vault
 
 

@@ -30,7 +30,13 @@ from include.errors import GdprError, InvalidInput
 from include.files import write_atomically
 from include.marketing import export_mailing_list, subscribe
 from include.policies.holds import lift_hold, place_hold
-from include.policies.instructions import InstructionBook, load_instruction_dir, record_instructions
+from include.policies.instructions import (
+    InstructionBook,
+    SyncResult,
+    load_instruction_dir,
+    load_instruction_dir_each,
+    record_instructions,
+)
 from include.requests.importer import import_requests
 from include.requests.package import open_sealed, package_secret
 from include.requests.register import get_request, requests_received
@@ -176,13 +182,25 @@ def cmd_package_open(args) -> int:
 
 
 def cmd_instructions_load(args) -> int:
+    """Each file on its own, in its own transaction: a bad file is named and keeps no other out."""
     directory = args.directory or WorkflowSettings().instructions_dir
-    files = load_instruction_dir(directory)
+    found = load_instruction_dir_each(directory)
+    failed = dict(found.failed)
+    total = SyncResult()
     with _open() as vault:
-        result = record_instructions(vault, files, actor=_actor(), at=utcnow())
-    print(f"instructions from {len(files)} file(s) in {directory}: {result.recorded} recorded, "
-          f"{result.unchanged} already recorded")
-    return 0
+        for loaded in found.files:
+            try:
+                total += record_instructions(vault, [loaded], actor=_actor(), at=utcnow())
+            except InvalidInput as exc:
+                failed[loaded.path] = exc
+    for path in sorted(failed):
+        print(f"error: {failed[path]}", file=sys.stderr)
+    files = len(found.files) + len(found.failed)
+    print(f"instructions from {files - len(failed)} of {files} file(s) in {directory}: "
+          f"{total.registered} controller(s) registered, {total.changed} changed; {total.recorded} "
+          f"instruction(s) recorded, {total.unchanged} already recorded"
+          + (f"; {len(failed)} file(s) failed" if failed else ""))
+    return 1 if failed else 0
 
 
 def cmd_instructions_history(args) -> int:
@@ -199,6 +217,17 @@ def cmd_instructions_history(args) -> int:
             mark = "in effect" if item == current else "replaced" if item.given_on <= now.date() else "future"
             print(f"{category:<12} {item.given_on}  {mark:<9}  {item.retention.text}  "
                   f"({item.legal_basis}; {item.purpose}; given by {item.given_by})")
+    return 0
+
+
+def cmd_controller_list(args) -> int:
+    with _open() as vault:
+        controllers = vault.controllers()
+    if not controllers:
+        print("no controllers registered: write each one's instruction file and run "
+              "`gdpr-admin instructions load`", file=sys.stderr)
+    for item in controllers:
+        print(f"{item.id:<18} {item.region:<17}  {item.name}")
     return 0
 
 
@@ -338,12 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
     instructions = groups.add_parser("instructions", help="controllers' documented instructions")
     icmds = instructions.add_subparsers(dest="command", required=True)
     load = command(icmds, "load", cmd_instructions_load,
-                   "validate the instruction files and record new instructions (history is kept)")
+                   "validate the instruction files, register new controllers and record new "
+                   "instructions (history is kept); each file on its own, exit 1 if any failed")
     load.add_argument("--directory", type=Path, help="default: GDPR_INSTRUCTIONS_DIR")
     history = command(icmds, "history", cmd_instructions_history,
                       "a controller's instructions, old and current")
     history.add_argument("controller")
     history.add_argument("category", nargs="?")
+
+    controllers = groups.add_parser("controller", help="the controllers we process for")
+    ccmds = controllers.add_subparsers(dest="command", required=True)
+    command(ccmds, "list", cmd_controller_list,
+            "registered controllers with their region and legal name (registered by `instructions load`)")
 
     enquiry = groups.add_parser("enquiry", help="prospects' enquiries")
     ecmds = enquiry.add_subparsers(dest="command", required=True)

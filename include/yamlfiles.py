@@ -80,17 +80,44 @@ def load_yaml_file(path: Path, model: type[Model], expected: str) -> LoadedFile[
     return LoadedFile(path, content, lines)
 
 
-def load_yaml_dir(directory: Path, load: Callable[[Path], LoadedFile[Model]], *, what: str,
-                  key: str) -> list[LoadedFile[Model]]:
-    """Every *.yaml file of the directory, by `load`; no two may describe the same `key`."""
+@dataclass(frozen=True)
+class DirectoryLoad(Generic[Model]):
+    """A directory's files: those that loaded, and each one that did not with its error."""
+
+    files: list[LoadedFile[Model]]
+    failed: dict[Path, InvalidInput]
+
+
+def load_yaml_dir_each(directory: Path, load: Callable[[Path], LoadedFile[Model]], *, what: str,
+                       key: str) -> DirectoryLoad[Model]:
+    """Every *.yaml file of the directory, by `load`, each on its own: a bad file keeps no other out.
+    A file describing the same `key` as a file before it fails too."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InvalidInput(f"{what} directory {directory} does not exist")
-    files = [load(p) for p in sorted(directory.glob("*.yaml"))]
+    files: list[LoadedFile[Model]] = []
+    failed: dict[Path, InvalidInput] = {}
     owners: dict[str, Path] = {}
-    for loaded in files:
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            loaded = load(path)
+        except InvalidInput as exc:
+            failed[path] = exc
+            continue
         value = getattr(loaded.content, key)
         if value in owners:
-            raise loaded.error((key,), f"{key} '{value}' is already described by {owners[value]}")
-        owners[value] = loaded.path
-    return files
+            failed[path] = loaded.error((key,), f"{key} '{value}' is already described by {owners[value]}")
+        else:
+            owners[value] = path
+            files.append(loaded)
+    return DirectoryLoad(files, failed)
+
+
+def load_yaml_dir(directory: Path, load: Callable[[Path], LoadedFile[Model]], *, what: str,
+                  key: str) -> list[LoadedFile[Model]]:
+    """Every *.yaml file of the directory, by `load`; no two may describe the same `key`. All or
+    nothing: the first bad file's error is raised."""
+    loaded = load_yaml_dir_each(directory, load, what=what, key=key)
+    if loaded.failed:
+        raise next(iter(loaded.failed.values()))
+    return loaded.files

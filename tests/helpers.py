@@ -40,9 +40,14 @@ GIVEN_ON = date(2024, 1, 1)
 
 def instruct(vault: Vault, controller_id: str, rules: dict[str, str] | None = None, *,
              given_on: date = GIVEN_ON) -> None:
-    """Record instructions for a test controller (default: enquiries and quotes as in the notice)."""
+    """Record instructions for a test controller (default: enquiries and quotes as in the notice),
+    under the name and region it is registered with (a new one: '<id> Ltd' in England and Wales)."""
     rules = rules or {"enquiry": "until the enquiry is closed", "quote": "until the enquiry is closed"}
-    record_instructions(vault, [instructions_in_code(controller_id, rules, given_on=given_on)],
+    registered = {c.id: c for c in vault.controllers()}.get(controller_id)
+    name, region = (registered.name, registered.region) if registered else (f"{controller_id} Ltd",
+                                                                           "england-and-wales")
+    record_instructions(vault, [instructions_in_code(controller_id, rules, given_on=given_on, name=name,
+                                                     region=region)],
                         actor="test", at=datetime(2024, 1, 1, tzinfo=UTC))
 
 

@@ -1,10 +1,12 @@
 """Controllers' documented instructions (Art. 28(3)(a)): what we may process, why, and for how long.
 
-One YAML file per controller (see docs/instructions.md). Each category's instructions form a history:
-a new instruction is added with a later `given_on`, and the one in effect on a day is the latest
-given on or before it. Loading records every instruction in the vault, where the history stays even
-if a file is later edited; rewriting an instruction already recorded is refused. Processing a
-category that no instruction of its controller covers is refused.
+One YAML file per controller (see docs/instructions.md), which also gives the controller's legal
+name and region: loading a file registers a controller new to the vault, or records its new name or
+region. Each category's instructions form a history: a new instruction is added with a later
+`given_on`, and the one in effect on a day is the latest given on or before it. Loading records
+every instruction in the vault, where the history stays even if a file is later edited; rewriting
+an instruction already recorded is refused. Processing a category that no instruction of its
+controller covers is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -21,10 +23,10 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import insert, select
 
-from include.errors import InvalidInput, UnknownRecord
+from include.errors import InvalidInput
 from include.policies.rules import FinancialYearEnd, RetentionRule
-from include.vault.schema import controller, instruction
-from include.yamlfiles import LoadedFile, load_yaml_dir, load_yaml_file
+from include.vault.schema import Region, instruction
+from include.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -92,10 +94,19 @@ class ServerLogLocation(_Strict):
 
 class InstructionFile(_Strict):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)  # the controller's legal name
+    region: Region  # picks the bank holidays of its requests' deadlines
     contact: str | None = Field(default=None, max_length=300)  # the controller's contact, for Art. 30(2) records
     financial_year_end: str = "03-31"
     instructions: list[InstructionEntry] = Field(min_length=1)
     server_logs: list[ServerLogLocation] = []
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if value != value.strip() or "\n" in value:
+            raise ValueError("the controller's legal name is one line, without spaces around it")
+        return value
 
     @field_validator("financial_year_end")
     @classmethod
@@ -120,14 +131,20 @@ def load_instruction_file(path: Path) -> LoadedFile[InstructionFile]:
 
 
 def load_instruction_dir(directory: Path) -> list[LoadedFile[InstructionFile]]:
+    """Every file of the directory, for the workflows: the first bad file's error is raised."""
     return load_yaml_dir(directory, load_instruction_file, what="instructions", key="controller")
 
 
-def instructions_in_code(controller_id: str, rules: dict[str, str], *, given_on: date,
-                         given_by: str = "in code", legal_basis: str = "contract",
+def load_instruction_dir_each(directory: Path) -> DirectoryLoad[InstructionFile]:
+    """Every file of the directory that loads, and each one that does not with its error."""
+    return load_yaml_dir_each(directory, load_instruction_file, what="instructions", key="controller")
+
+
+def instructions_in_code(controller_id: str, rules: dict[str, str], *, given_on: date, name: str,
+                         region: str, given_by: str = "in code", legal_basis: str = "contract",
                          log_action: str | None = None) -> LoadedFile:
     """Instructions given in code rather than a file (benchmarks, tests): category -> rule."""
-    content = InstructionFile(controller=controller_id, instructions=[
+    content = InstructionFile(controller=controller_id, name=name, region=region, instructions=[
         InstructionEntry(category=category, purpose=f"{category} processing", legal_basis=legal_basis,
                          retention=rule, given_by=given_by, given_on=given_on,
                          log_action=log_action if category == "server_log" else None)
@@ -167,46 +184,63 @@ def _digest(controller_id: str, year_end: str, entry: InstructionEntry) -> str:
 
 @dataclass
 class SyncResult:
-    recorded: int = 0
-    unchanged: int = 0
+    registered: int = 0  # controllers new to the vault
+    changed: int = 0  # controllers whose name or region changed
+    recorded: int = 0  # instructions
+    unchanged: int = 0  # instructions already recorded
+
+    def __add__(self, other: SyncResult) -> SyncResult:
+        return SyncResult(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def record_instructions(vault: Vault, files: Iterable[LoadedFile], *, actor: str,
                         at: datetime) -> SyncResult:
-    """Record the files' instructions in the vault. Idempotent; history cannot be rewritten."""
+    """Register each file's controller, or record its new name or region, and record its new
+    instructions, all the files in one transaction (for one transaction per file, as `gdpr-admin
+    instructions load` does, pass one file at a time). Idempotent and audited; history cannot be
+    rewritten."""
     result = SyncResult()
     with vault.engine.begin() as conn:
-        known = set(conn.execute(select(controller.c.id)).scalars())
-        recorded = {(r.controller_id, r.category, r.given_on): r for r in conn.execute(select(instruction))}
         for loaded in files:
-            content = loaded.content
-            if content.controller not in known:
-                raise UnknownRecord(f"{loaded.path}:{loaded.line_of('controller')}: controller "
-                                    f"'{content.controller}' is not registered in the vault")
-            for index, entry in enumerate(content.instructions):
-                digest = _digest(content.controller, content.financial_year_end, entry)
-                previous = recorded.get((content.controller, entry.category, entry.given_on))
-                if previous is not None:
-                    if previous.digest != digest:
-                        raise InvalidInput(
-                            f"{loaded.path}:{loaded.line_of('instructions', index)}: instructions.{index}: "
-                            f"the instruction for '{entry.category}' given on {entry.given_on} differs "
-                            f"from the one recorded on {previous.recorded_at:%Y-%m-%d}; history is kept "
-                            "as given: add a new instruction with a later given_on")
-                    result.unchanged += 1
-                    continue
-                conn.execute(insert(instruction).values(
-                    controller_id=content.controller, category=entry.category, given_on=entry.given_on,
-                    purpose=entry.purpose, legal_basis=entry.legal_basis.value,
-                    retention=entry.retention, given_by=entry.given_by,
-                    financial_year_end=content.financial_year_end,
-                    log_action=entry.log_action.value if entry.log_action else None,
-                    source=loaded.path.name[:100], digest=digest, recorded_at=at))
-                vault.audit.append(conn, at=at, actor=actor, action="instruction.recorded",
-                                   controller_id=content.controller,
-                                   details={"category": entry.category,
-                                            "given_on": entry.given_on.isoformat(), "digest": digest[:16]})
-                result.recorded += 1
+            result += _record_file(vault, conn, loaded, actor=actor, at=at)
+    return result
+
+
+def _record_file(vault: Vault, conn, loaded: LoadedFile, *, actor: str, at: datetime) -> SyncResult:
+    content = loaded.content
+    result = SyncResult()
+    if vault.add_controller(content.controller, content.name, content.region, actor=actor, at=at,
+                            conn=conn):
+        result.registered = 1
+    elif vault.change_controller(content.controller, name=content.name, region=content.region,
+                                 actor=actor, at=at, conn=conn):
+        result.changed = 1
+    recorded = {(r.category, r.given_on): r for r in conn.execute(
+        select(instruction).where(instruction.c.controller_id == content.controller))}
+    for index, entry in enumerate(content.instructions):
+        digest = _digest(content.controller, content.financial_year_end, entry)
+        previous = recorded.get((entry.category, entry.given_on))
+        if previous is not None:
+            if previous.digest != digest:
+                raise InvalidInput(
+                    f"{loaded.path}:{loaded.line_of('instructions', index)}: instructions.{index}: "
+                    f"the instruction for '{entry.category}' given on {entry.given_on} differs "
+                    f"from the one recorded on {previous.recorded_at:%Y-%m-%d}; history is kept "
+                    "as given: add a new instruction with a later given_on")
+            result.unchanged += 1
+            continue
+        conn.execute(insert(instruction).values(
+            controller_id=content.controller, category=entry.category, given_on=entry.given_on,
+            purpose=entry.purpose, legal_basis=entry.legal_basis.value,
+            retention=entry.retention, given_by=entry.given_by,
+            financial_year_end=content.financial_year_end,
+            log_action=entry.log_action.value if entry.log_action else None,
+            source=loaded.path.name[:100], digest=digest, recorded_at=at))
+        vault.audit.append(conn, at=at, actor=actor, action="instruction.recorded",
+                           controller_id=content.controller,
+                           details={"category": entry.category,
+                                    "given_on": entry.given_on.isoformat(), "digest": digest[:16]})
+        result.recorded += 1
     return result
 
 

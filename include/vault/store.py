@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
 from include.audit import AuditLog
@@ -27,6 +28,7 @@ from include.settings import VaultSettings
 from include.vault.db import display_url, insert_rows, make_engine
 from include.vault.keystore import KeyStore, chunks
 from include.vault.schema import (
+    REGIONS,
     controller,
     data_subject,
     record,
@@ -36,7 +38,6 @@ from include.vault.schema import (
 )
 
 ROLES = ("prospect", "client", "contact", "customer")
-REGIONS = ("england-and-wales", "scotland", "northern-ireland")
 _CIPHER_CACHE_LIMIT = 20_000
 _SUBJECT_COLUMNS = ("id", "controller_id", "role", "created_at")
 _RECORD_COLUMNS = ("id", "subject_id", "controller_id", "category", "purpose", "source", "created_at",
@@ -93,6 +94,22 @@ class RecordView:
     outcome: str | None
     outcome_at: datetime | None
     fields: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Controller:
+    id: str
+    name: str  # its legal name
+    region: str  # one of REGIONS: the bank holidays of its requests' deadlines
+    created_at: datetime
+
+
+def _check_controller(controller_id: str, name: str, region: str) -> None:
+    if region not in REGIONS:
+        raise InvalidInput(f"controller '{controller_id}': region '{region}' is not one of "
+                           f"{', '.join(REGIONS)}")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidInput(f"controller '{controller_id}': its name is text of 1 to 200 characters")
 
 
 def _validate(rec: NewRecord, index: int, controllers: set[str]) -> None:
@@ -207,20 +224,58 @@ class Vault:
 
     # -- controllers ---------------------------------------------------------------------------
 
-    def add_controller(self, controller_id: str, name: str, region: str, *, actor: str) -> bool:
-        """Register a controller; False if it already was (idempotent)."""
-        if region not in REGIONS:
-            raise InvalidInput(f"controller '{controller_id}': region '{region}' is not one of "
-                               f"{', '.join(REGIONS)}")
-        now = utcnow()
-        with self.engine.begin() as conn:
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction if it gives one (to commit with its other writes), else a new one."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as own:
+                yield own
+
+    def add_controller(self, controller_id: str, name: str, region: str, *, actor: str,
+                       at: datetime | None = None, conn: Connection | None = None) -> bool:
+        """Register a controller; False if it already was (idempotent: its name and region are then
+        left as they are, see change_controller). conn: the caller's transaction, if any."""
+        _check_controller(controller_id, name, region)
+        at = at or utcnow()
+        with self._transaction(conn) as conn:
             if conn.execute(select(controller.c.id).where(controller.c.id == controller_id)).first():
                 return False
             conn.execute(insert(controller).values(id=controller_id, name=name, region=region,
-                                                   created_at=now))
-            self.audit.append(conn, at=now, actor=actor, action="controller.registered",
-                              controller_id=controller_id)
+                                                   created_at=at))
+            self.audit.append(conn, at=at, actor=actor, action="controller.registered",
+                              controller_id=controller_id, details={"region": region})
         return True
+
+    def change_controller(self, controller_id: str, *, name: str, region: str, actor: str,
+                          at: datetime | None = None, conn: Connection | None = None) -> list[str]:
+        """Record a registered controller's new legal name or region, audited as controller.changed
+        with the fields changed (and the regions: they move request deadlines from now on). Returns
+        the fields changed; none when both are as recorded, and then nothing is written."""
+        _check_controller(controller_id, name, region)
+        with self._transaction(conn) as conn:
+            row = conn.execute(select(controller.c.name, controller.c.region)
+                               .where(controller.c.id == controller_id).with_for_update()).first()
+            if row is None:
+                raise UnknownRecord(f"controller '{controller_id}' is not registered in the vault")
+            changed = [f for f, old, new in (("name", row.name, name), ("region", row.region, region))
+                       if old != new]
+            if changed:
+                conn.execute(update(controller).where(controller.c.id == controller_id)
+                             .values(name=name, region=region))
+                details: dict = {"fields": changed}
+                if "region" in changed:
+                    details.update(region_was=row.region, region=region)
+                self.audit.append(conn, at=at or utcnow(), actor=actor, action="controller.changed",
+                                  controller_id=controller_id, details=details)
+        return changed
+
+    def controllers(self) -> list[Controller]:
+        """The registered controllers, by id."""
+        with self.engine.connect() as conn:
+            return [Controller(r.id, r.name, r.region, r.created_at)
+                    for r in conn.execute(select(controller).order_by(controller.c.id))]
 
     def controller_ids(self) -> list[str]:
         with self.engine.connect() as conn:

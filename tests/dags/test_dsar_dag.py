@@ -191,7 +191,7 @@ def test_the_trigger_form_refuses_a_malformed_email_and_an_unknown_controller(da
 
     dag = dagbag.get_dag("dsar_fulfilment")
     assert dag.params.get_param("controller").schema["enum"] == [None, "fenland-cycles", "glencoe-outdoor",
-                                                                 "jigowatt", "lagan-bakery"]
+                                                                 "jigowatt", "lagan-bakery", "oak-home"]
 
     def validated(conf: dict) -> dict:  # as the API server and the trigger form check a run's conf
         params = copy.deepcopy(dag.params)

@@ -30,8 +30,9 @@ def _check_flag(name: str, value: object) -> bool:
 
 
 class InstructionsOperator(BaseVaultOperator):
-    """Validates the controllers' instruction files, records new instructions (the history is kept),
-    and returns the ids of the controllers to work on.
+    """Validates the controllers' instruction files (one bad file fails the task: the workflows act on
+    all of them or none), registers new controllers or records a new name or region, records new
+    instructions (the history is kept), and returns the ids of the controllers to work on.
 
     :param instructions_dir: the directory of YAML files; default GDPR_INSTRUCTIONS_DIR.
     """
@@ -49,8 +50,9 @@ class InstructionsOperator(BaseVaultOperator):
         directory = Path(self.instructions_dir or WorkflowSettings().instructions_dir)
         files = load_instruction_dir(directory)
         result = record_instructions(vault, files, actor=self.actor, at=datetime.now(UTC))
-        self.log.info("Instructions from %d file(s) in %s: %d newly recorded, %d already recorded",
-                      len(files), directory, result.recorded, result.unchanged)
+        self.log.info("Instructions from %d file(s) in %s: %d controller(s) registered, %d changed; "
+                      "%d instruction(s) newly recorded, %d already recorded", len(files), directory,
+                      result.registered, result.changed, result.recorded, result.unchanged)
         return vault.controller_ids()
 
 
