@@ -369,7 +369,7 @@ class SqlStore(Store):
 
     def erasure_of(self, step: TableStep):
         spec = self.map.tables[step.table]
-        return spec.rows[step.rule - 1].erasure if step.rule else spec.erasure
+        return (spec.rows[step.rule - 1].erasure if step.rule else None) or spec.erasure
 
     def _mask(self, conn, name: str, keys: list, mask: dict[str, Replacement]) -> None:
         """Overwrite the masked columns (or, in a key-value table, the masked keys' values) of the
