@@ -293,13 +293,15 @@ def _check_references(loaded: LoadedFile[DataMap]) -> None:
 
 
 def _check_mask(loaded: LoadedFile[DataMap], path: tuple, table: Table, erasure: Erasure, known: set[str]) -> None:
-    """A mask overwrites personal columns (or personal keys), with templates naming columns of the row."""
-    allowed = table.key_value.personal_keys if table.key_value else table.columns
+    """A key-value table's mask overwrites personal keys; a table's may overwrite any of its columns
+    (a password hash kept out of packages, yet blanked on erasure), which the live check confirms.
+    Templates name columns of the row."""
     for column, replacement in erasure.mask.items():
-        if column not in allowed:
-            what = "personal key" if table.key_value else "column"
-            raise loaded.error((*path, "mask", column), f"masks {what} '{column}', which is not among the "
-                                                        f"table's {'personal_keys' if table.key_value else 'columns'}")
+        if table.key_value and column not in table.key_value.personal_keys:
+            raise loaded.error((*path, "mask", column), f"masks key '{column}', which is not among the table's "
+                                                        "personal_keys")
+        if not table.key_value and not re.match(NAME, column):
+            raise loaded.error((*path, "mask", column), f"masks '{column}', which is not a column name")
         for field in template_fields(replacement):
             if field not in known:
                 raise loaded.error((*path, "mask", column), f"template names '{field}', which is not a column "

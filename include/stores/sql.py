@@ -142,6 +142,8 @@ class SqlStore(Store):
         for erasure_path, erasure in zip(self._erasure_paths(name), spec.erasures(), strict=True):
             for column, replacement in erasure.mask.items():
                 needed |= {field: (*erasure_path, "mask", column) for field in template_fields(replacement)}
+                if not spec.key_value:
+                    needed.setdefault(column, (*erasure_path, "mask", column))
         return needed
 
     def _erasure_paths(self, name: str) -> list[tuple]:

@@ -31,7 +31,9 @@ class Finding:
 
 def search_index(dialect: str, table: str, column: str, kind: str | None) -> str:
     """The index a store needs for a request to find `kind` in `column` without a scan."""
-    name = f"ix_gdpr_{table}_{column}"[:60]
+    name = f"ix_gdpr_{table}_{column}"[:60].lower()
+    quote = "`" if dialect in ("mysql", "mariadb") else '"'  # WordPress's columns have capitals (comment_author_IP)
+    table, column = f"{quote}{table}{quote}", f"{quote}{column}{quote}"
     if kind in STRONG_KINDS and dialect in ("postgresql", "sqlite"):
         fold = "lower" if kind == "email" else "upper"
         return f"CREATE INDEX {name} ON {table} ({fold}(trim({column})))"

@@ -269,8 +269,8 @@ def test_a_live_check_names_a_missing_column_a_missing_index_and_a_unique_column
     phone_line = next(n for n, text in enumerate(broken.splitlines(), 1) if "billing_phone: {category" in text)
     mask_line = next(n for n, text in enumerate(broken.splitlines(), 1) if '"[erased]", name: null' in text)
     assert f"{path}:{phone_line}: tables.orders.columns.billing_phone: no index serves the search of orders.billing_phone: " \
-           "every request reads the whole table; create one: CREATE INDEX ix_gdpr_orders_billing_phone ON orders " \
-           "(billing_phone)" in findings
+           "every request reads the whole table; create one: CREATE INDEX ix_gdpr_orders_billing_phone ON " \
+           + ('`orders` (`billing_phone`)' if shop.dialect.name == "mysql" else '"orders" ("billing_phone")') in findings
     assert f"{path}:{mask_line}: tables.accounts.erasure.mask.email: accounts.email is UNIQUE, so the constant mask '[erased]' " \
            "fails on the second erasure; use a per-row template such as 'deleted-{id}@site.invalid', or null" in findings
     dialect = shop.dialect.name
