@@ -22,11 +22,12 @@ from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreach
 from include.audit import AuditLog
 from include.clock import utcnow
 from include.crypto.keyring import create_keyring, load_keyring
+from include.datamap.model import load_data_maps_each
 from include.demo import DEMO_INSTRUCTIONS, seed_demo
 from include.demo_shop import seed_demo_logs, seed_shop
 from include.disclosures import verify_disclosures
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
-from include.errors import GdprError, InvalidInput
+from include.errors import GdprError, InvalidInput, StoreUnavailable
 from include.files import write_atomically
 from include.marketing import export_mailing_list, subscribe
 from include.policies.holds import lift_hold, place_hold
@@ -39,8 +40,12 @@ from include.policies.instructions import (
 )
 from include.requests.importer import import_requests
 from include.requests.package import open_sealed, package_secret
-from include.requests.register import get_request, requests_received
+from include.requests.register import get_request, possible_matches, requests_received
 from include.settings import VaultSettings, WorkflowSettings
+from include.stores.connections import url_from_environment
+from include.stores.logs import LogStore
+from include.stores.sql import SqlStore
+from include.stores.sql_checks import check_store, searches
 from include.vault.db import display_url
 from include.vault.rotation import rotate_kek
 from include.vault.schema import record
@@ -158,6 +163,66 @@ def cmd_request_list(args) -> int:
             print(f"{request.id}  {request.controller_id:<18} {request.kind:<8} {request.status:<11} "
                   f"received {request.received_on}  due {request.due_on}  {request.reference or ''}")
     return 0
+
+
+def cmd_request_matches(args) -> int:
+    with _open() as vault:
+        get_request(vault, args.request_id)  # UnknownRecord for an id that is not a request
+        matches = possible_matches(vault, args.request_id)
+    for match in matches:
+        print(f"{match['store']:<16} {match['table_name']:<28} {match['row_key']:<12} {match['reason']}")
+    print(f"{len(matches)} possible match(es) held back for request {args.request_id}: nothing was packaged or "
+          "changed for them; a person decides", file=sys.stderr)
+    return 0
+
+
+def cmd_datamap_validate(args) -> int:
+    """Each map on its own; with --live, each store against its database or directory."""
+    workflow = WorkflowSettings()
+    directory = args.directory or workflow.datamaps_dir
+    found = load_data_maps_each(directory)
+    problems = [str(error) for error in found.failed.values()]
+    given = dict(args.connection or [])
+    for loaded in found.files:
+        data_map = loaded.content
+        print(f"{loaded.path.name}: store {data_map.store} ({data_map.kind}) of controller {data_map.controller}")
+        if not args.live:
+            continue
+        if data_map.kind == "server_logs":
+            try:
+                LogStore(loaded, workflow.server_log_root).test_connection()
+            except StoreUnavailable as exc:
+                problems.append(str(exc))
+            continue
+        url = given.get(data_map.connection) or url_from_environment(data_map.connection)
+        if url is None:
+            problems.append(f"{loaded.path}:{loaded.line_of('connection')}: connection: '{data_map.connection}' is "
+                            f"not set here: give AIRFLOW_CONN_{data_map.connection.upper()} or --connection "
+                            f"{data_map.connection}=URL")
+            continue
+        engine = create_engine(url)
+        try:
+            store = SqlStore(loaded, engine)
+            store.test_connection()
+            problems += [str(finding) for finding in check_store(store)]
+            for line in searches(store):
+                print(f"  {line}")
+        except StoreUnavailable as exc:
+            problems.append(str(exc))
+        finally:
+            engine.dispose()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"{len(found.files) + len(found.failed)} data map(s) in {directory}"
+          f"{' checked against their stores' if args.live else ''}: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _connection(text: str) -> tuple[str, str]:
+    conn_id, sep, url = text.partition("=")
+    if not sep or not conn_id or not url:
+        raise argparse.ArgumentTypeError("expected CONNECTION_ID=SQLALCHEMY_URL")
+    return conn_id, url
 
 
 def cmd_package_secret(args) -> int:
@@ -353,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     listed.add_argument("--controller")
     listed.add_argument("--kind", default="access")
     listed.add_argument("--open", action="store_true", help="only requests still open")
+    matches = command(rcmds, "matches", cmd_request_matches,
+                      "rows a request's search held back for a person to decide, and why")
+    matches.add_argument("request_id")
 
     package = groups.add_parser("package", help="sealed access packages")
     pcmds = package.add_subparsers(dest="command", required=True)
@@ -363,6 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
     opened.add_argument("file", type=Path)
     opened.add_argument("--out", type=Path, required=True)
     opened.add_argument("--secret-file", type=Path, help="the package's secret; default: the keyring")
+
+    datamap = groups.add_parser("datamap", help="the data maps of the controllers' stores")
+    mapcmds = datamap.add_subparsers(dest="command", required=True)
+    validate = command(mapcmds, "validate", cmd_datamap_validate,
+                       "check every data map (file, line, field); with --live, each store too; exit 1 on a problem")
+    validate.add_argument("--directory", type=Path, help="default: GDPR_DATAMAPS_DIR")
+    validate.add_argument("--live", action="store_true",
+                          help="check each store's tables, columns, indexes and UNIQUE columns through its connection "
+                               "(AIRFLOW_CONN_<ID>), and print what a request searches")
+    validate.add_argument("--connection", action="append", type=_connection, metavar="ID=URL",
+                          help="a store's SQLAlchemy URL, instead of AIRFLOW_CONN_<ID>; repeatable")
 
     instructions = groups.add_parser("instructions", help="controllers' documented instructions")
     icmds = instructions.add_subparsers(dest="command", required=True)

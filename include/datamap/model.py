@@ -37,7 +37,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from include.identities import NORMALISERS
-from include.yamlfiles import LoadedFile, load_yaml_dir, load_yaml_file
+from include.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # a SQL identifier we quote ourselves
 STORE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -331,3 +331,8 @@ def load_data_map(path: Path) -> LoadedFile[DataMap]:
 
 def load_data_maps(directory: Path) -> list[LoadedFile[DataMap]]:
     return load_yaml_dir(directory, load_data_map, what="data map", key="store")
+
+
+def load_data_maps_each(directory: Path) -> DirectoryLoad[DataMap]:
+    """Every map of the directory that loads, and each one that does not with its error."""
+    return load_yaml_dir_each(directory, load_data_map, what="data map", key="store")

@@ -297,3 +297,33 @@ def test_a_constant_mask_on_a_unique_column_fails_once_clearly_and_changes_nothi
         target.apply_erasure(target.plan_erasure(IdentitySet.given([("email", BOB)]), acting), acting)
     assert "[erased]" not in str(refused.value) and BOB not in str(refused.value)
     assert dump(shop) == before
+
+
+def test_the_cli_validates_every_map_and_with_live_each_store(shop, tmp_path, capsys):
+    from include.cli import main
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "acme-shop.yaml").write_text(MAP.replace('"deleted-{id}@site.invalid"', '"[erased]"')
+                                         .replace("name: {category: name}", "nickname: {category: name}")
+                                         .replace("name: null", "nickname: null"))
+    (maps / "broken.yaml").write_text("store: broken\ncontroller: acme-shop\nkind: sql\n")
+    url = shop.url.render_as_string(hide_password=False)
+    assert main(["datamap", "validate", "--directory", str(maps)]) == 1
+    out, err = capsys.readouterr()
+    assert "acme-shop.yaml: store acme-shop (sql) of controller acme-shop" in out
+    assert f"error: {maps / 'broken.yaml'}:1: (file): a sql store needs a connection" in err
+    (maps / "broken.yaml").unlink()
+    assert main(["datamap", "validate", "--live", "--directory", str(maps), "--connection", f"acme={url}"]) == 1
+    out, err = capsys.readouterr()
+    assert "tables.accounts.columns.nickname: column 'nickname' is not in table 'accounts'" in err
+    assert main(["datamap", "validate", "--live", "--directory", str(maps)]) == 1  # no connection given
+    assert "connection: 'acme' is not set here: give AIRFLOW_CONN_ACME or --connection acme=URL" in capsys.readouterr().err
+    (maps / "acme-shop.yaml").write_text(MAP.replace('"deleted-{id}@site.invalid"', '"[erased]"'))
+    assert main(["datamap", "validate", "--live", "--directory", str(maps), "--connection", f"acme={url}"]) == 1
+    out, err = capsys.readouterr()
+    assert "no index serves the search of orders.billing_phone" in err
+    assert "accounts.email is UNIQUE, so the constant mask '[erased]' fails on the second erasure" in err
+    assert "orders: found by email in billing_email, phone in billing_phone; reached by account_id -> accounts " \
+           "(owner), parent_id -> orders (owner)" in out
+    assert out.rstrip().endswith("problem(s)")
