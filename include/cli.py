@@ -25,6 +25,7 @@ from include.crypto.keyring import create_keyring, load_keyring
 from include.datamap.model import load_data_maps_each
 from include.demo import DEMO_INSTRUCTIONS, seed_demo
 from include.demo_shop import seed_demo_logs, seed_shop
+from include.demo_woo import HPOS, seed_woo_shop
 from include.disclosures import verify_disclosures
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.errors import GdprError, InvalidInput, StoreUnavailable
@@ -144,6 +145,11 @@ def cmd_demo_seed(args) -> int:
         rows = seed_shop(engine)
         engine.dispose()
         print(f"demo shop: {rows} rows loaded into {display_url(args.shop_url)}")
+    if args.woo_shop_url:
+        engine = create_engine(args.woo_shop_url)
+        rows = seed_woo_shop(engine, HPOS)
+        engine.dispose()
+        print(f"demo WooCommerce shop: {rows} rows loaded into {display_url(args.woo_shop_url)}")
     return 0
 
 
@@ -408,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     dcmds = demo.add_subparsers(dest="command", required=True)
     seed = command(dcmds, "seed", cmd_demo_seed, "load the synthetic demo once (kept if present)")
     seed.add_argument("--shop-url", help="also load the demo client shop into this SQLAlchemy URL")
+    seed.add_argument("--woo-shop-url", help="also load the demo WooCommerce shop (HPOS tables) into this URL")
 
     request = groups.add_parser("request", help="data subjects' requests")
     rcmds = request.add_subparsers(dest="command", required=True)
