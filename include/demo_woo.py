@@ -129,16 +129,25 @@ def _users(md: MetaData) -> Table:
         **_MYSQL)
 
 
-def _usermeta(md: MetaData) -> Table:
-    return Table(
-        "wp_usermeta", md,
-        Column("umeta_id", _AUTO_ID, primary_key=True),
-        Column("user_id", _ID, nullable=False, default=0),
-        Column("meta_key", String(255)),
-        Column("meta_value", _LONGTEXT),
-        _key("wp_usermeta", "user_id", "user_id"),
-        _key("wp_usermeta", "meta_key", "meta_key", meta_key=191),
-        **_MYSQL)
+def _meta(table: str, key: str, entity: str, key_length: int):
+    """A WordPress meta table (id, the entity it describes, meta_key, meta_value), as WordPress and
+    WooCommerce create them: usermeta, postmeta, order itemmeta."""
+    def make(md: MetaData) -> Table:
+        return Table(
+            table, md,
+            Column(key, _AUTO_ID, primary_key=True),
+            Column(entity, _ID, nullable=False, default=0),
+            Column("meta_key", String(255)),
+            Column("meta_value", _LONGTEXT),
+            _key(table, entity, entity),
+            _key(table, "meta_key", "meta_key", meta_key=key_length),
+            **_MYSQL)
+    return make
+
+
+_usermeta = _meta("wp_usermeta", "umeta_id", "user_id", 191)
+_postmeta = _meta("wp_postmeta", "meta_id", "post_id", 191)
+_order_itemmeta = _meta("wp_woocommerce_order_itemmeta", "meta_id", "order_item_id", 32)
 
 
 def _posts(md: MetaData) -> Table:
@@ -171,18 +180,6 @@ def _posts(md: MetaData) -> Table:
         _key("wp_posts", "type_status_date", "post_type", "post_status", "post_date", "ID"),
         _key("wp_posts", "post_parent", "post_parent"),
         _key("wp_posts", "post_author", "post_author"),
-        **_MYSQL)
-
-
-def _postmeta(md: MetaData) -> Table:
-    return Table(
-        "wp_postmeta", md,
-        Column("meta_id", _AUTO_ID, primary_key=True),
-        Column("post_id", _ID, nullable=False, default=0),
-        Column("meta_key", String(255)),
-        Column("meta_value", _LONGTEXT),
-        _key("wp_postmeta", "post_id", "post_id"),
-        _key("wp_postmeta", "meta_key", "meta_key", meta_key=191),
         **_MYSQL)
 
 
@@ -241,18 +238,6 @@ def _order_items(md: MetaData) -> Table:
         Column("order_item_type", String(200), nullable=False, default=""),
         Column("order_id", _ID, nullable=False),
         _key("wp_woocommerce_order_items", "order_id", "order_id"),
-        **_MYSQL)
-
-
-def _order_itemmeta(md: MetaData) -> Table:
-    return Table(
-        "wp_woocommerce_order_itemmeta", md,
-        Column("meta_id", _AUTO_ID, primary_key=True),
-        Column("order_item_id", _ID, nullable=False),
-        Column("meta_key", String(255)),
-        Column("meta_value", _LONGTEXT),
-        _key("wp_woocommerce_order_itemmeta", "order_item_id", "order_item_id"),
-        _key("wp_woocommerce_order_itemmeta", "meta_key", "meta_key", meta_key=32),
         **_MYSQL)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from include.errors import InvalidInput
 from include.stores.identities import IdentitySet
 
 if TYPE_CHECKING:
@@ -131,12 +132,17 @@ class Store(ABC):
     def test_connection(self) -> None:
         """StoreUnavailable naming the store if it cannot be reached."""
 
-    @classmethod
-    @abstractmethod
-    def erasure_plan(cls, data: dict) -> Plan:
-        """A kept erasure plan, read back."""
+    erasure_plan_type: type[Plan]
+    rectification_plan_type: type[Plan] | None = None  # None: the store holds no value to rectify
 
     @classmethod
-    @abstractmethod
+    def erasure_plan(cls, data: dict) -> Plan:
+        """A kept erasure plan, read back."""
+        return cls.erasure_plan_type.model_validate(data)
+
+    @classmethod
     def rectification_plan(cls, data: dict) -> Plan:
         """A kept rectification plan, read back."""
+        if cls.rectification_plan_type is None:
+            raise InvalidInput(f"a {cls.kind} store holds no value to rectify")
+        return cls.rectification_plan_type.model_validate(data)

@@ -30,6 +30,7 @@ class LogErasurePlan(Plan):
 
 class LogStore(Store):
     kind = "server_logs"
+    erasure_plan_type = LogErasurePlan
 
     def __init__(self, loaded: LoadedFile[DataMap], log_root: Path) -> None:
         if loaded.content.kind != "server_logs":
@@ -60,14 +61,6 @@ class LogStore(Store):
                 else:
                     result.held.append(PossibleMatch(self.id, path.name, key, SHARED_ADDRESS))
         return result
-
-    @classmethod
-    def erasure_plan(cls, data: dict) -> LogErasurePlan:
-        return LogErasurePlan.model_validate(data)
-
-    @classmethod
-    def rectification_plan(cls, data: dict) -> Plan:
-        raise InvalidInput(f"store kind {cls.kind} holds no value to rectify")
 
     def plan_erasure(self, identities: IdentitySet, acting: Acting) -> LogErasurePlan:
         instruction = acting.book.require(acting.controller_id, self.map.logs.instruction, acting.at,

@@ -118,6 +118,8 @@ class SqlStore(Store):
     """One SQL store described by a data map, reached through a SQLAlchemy engine."""
 
     kind = "sql"
+    erasure_plan_type = SqlErasurePlan
+    rectification_plan_type = SqlRectificationPlan
 
     def __init__(self, loaded: LoadedFile[DataMap], engine: Engine) -> None:
         if loaded.content.kind != "sql":
@@ -266,14 +268,6 @@ class SqlStore(Store):
         return data
 
     # -- erasure -------------------------------------------------------------------------------
-
-    @classmethod
-    def erasure_plan(cls, data: dict) -> SqlErasurePlan:
-        return SqlErasurePlan.model_validate(data)
-
-    @classmethod
-    def rectification_plan(cls, data: dict) -> SqlRectificationPlan:
-        return SqlRectificationPlan.model_validate(data)
 
     def _instructions(self, resolution: Resolution, acting: Acting) -> dict[Ref, Any]:
         """The controller's instruction for each of the person's rows (refused if none covers it)."""

@@ -64,6 +64,8 @@ class VaultRectificationPlan(Plan):
 class VaultStore(Store):
     id = VAULT_STORE
     kind = "vault"
+    erasure_plan_type = VaultErasurePlan
+    rectification_plan_type = VaultRectificationPlan
 
     def __init__(self, vault: Vault, controller_id: str) -> None:
         self.vault = vault
@@ -158,14 +160,6 @@ class VaultStore(Store):
         return result
 
     # -- erasure -------------------------------------------------------------------------------
-
-    @classmethod
-    def erasure_plan(cls, data: dict) -> VaultErasurePlan:
-        return VaultErasurePlan.model_validate(data)
-
-    @classmethod
-    def rectification_plan(cls, data: dict) -> VaultRectificationPlan:
-        return VaultRectificationPlan.model_validate(data)
 
     def plan_erasure(self, identities: IdentitySet, acting: Acting) -> VaultErasurePlan:
         mine, withheld, known = self.resolve(identities)
