@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError, SAWarning
@@ -81,6 +82,35 @@ class _Indexes:
         return [column] in self.unique
 
 
+def _python_type(sql_type) -> type | None:
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _type_findings(store: SqlStore, name: str, types: dict, at) -> list[Finding]:
+    """Identities are compared as text; a kept row's date must be a date; a reference must hold what
+    the key it names holds."""
+    spec, findings = store.map.tables[name], []
+    for column, col in spec.columns.items():
+        if col.identity and _python_type(types[column]) is not str:
+            findings.append(Finding(at("tables", name, "columns", column), (
+                f"{name}.{column} has type {types[column]}, but a {col.identity} is compared as text: map a text "
+                "column, or a view that casts it")))
+    if spec.dated_by and _python_type(types[spec.dated_by]) not in (date, datetime, str):
+        findings.append(Finding(at("tables", name, "dated_by"), f"{name}.{spec.dated_by} has type "
+                                                                f"{types[spec.dated_by]}, not a date"))
+    for column, reference in spec.references.items():
+        target = store.map.tables[reference.table].primary_key
+        parent = _python_type(store.tables[reference.table].c[target].type) if store.tables else None
+        if parent and _python_type(types[column]) not in (parent, None):
+            findings.append(Finding(at("tables", name, "references", column), (
+                f"{name}.{column} has type {types[column]}, but the key it references, {reference.table}.{target}, "
+                "holds another type")))
+    return findings
+
+
 def _collations(conn, table: str) -> dict[str, str | None]:
     return dict(conn.execute(text(
         "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
@@ -90,18 +120,21 @@ def _collations(conn, table: str) -> dict[str, str | None]:
 def check_store(store: SqlStore) -> list[Finding]:
     """Every problem of the map against the live store; StoreUnavailable if it cannot be reached."""
     loaded, data_map = store.loaded, store.map
-    findings = [Finding(*str(problem).split(": ", 1)) for problem in store.schema_problems()]
-    if findings:
-        return findings
 
     def at(*path) -> str:
         return f"{loaded.path}:{loaded.line_of(*path)}: " + ".".join(str(p) for p in path)
     try:
+        findings = [Finding(*str(problem).split(": ", 1)) for problem in store.schema_problems()]
+        if findings:
+            return findings
+        store.reflect()
         with store.engine.connect() as conn:
             dialect = store.engine.dialect.name
             for name, spec in data_map.tables.items():
                 indexes = _Indexes(store, conn, name)
                 collations = _collations(conn, name) if dialect in ("mysql", "mariadb") else {}
+                findings += _type_findings(store, name, {c["name"]: c["type"] for c in inspect(conn).get_columns(name)},
+                                           at)
                 searched = [(column, str(col.identity), ("columns", column)) for column, col in spec.columns.items()
                             if col.identity]
                 if spec.key_value and spec.key_value.identities:

@@ -327,3 +327,14 @@ def test_the_cli_validates_every_map_and_with_live_each_store(shop, tmp_path, ca
     assert "orders: found by email in billing_email, phone in billing_phone; reached by account_id -> accounts " \
            "(owner), parent_id -> orders (owner)" in out
     assert out.rstrip().endswith("problem(s)")
+
+
+def test_a_live_check_names_an_identity_column_that_is_not_text(shop, tmp_path):
+    with shop.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE loyalty (id INTEGER PRIMARY KEY, card_no INTEGER)"))
+    path = tmp_path / "acme-shop.yaml"
+    path.write_text(MAP + "  loyalty:\n    instruction: account\n    primary_key: id\n    columns:\n"
+                          "      card_no: {category: account, identity: customer_number}\n    erasure: {action: delete}\n")
+    findings = [str(f) for f in check_store(SqlStore(load_data_map(path), shop))]
+    assert any("tables.loyalty.columns.card_no: loyalty.card_no has type INTEGER, but a customer_number is "
+               "compared as text" in f for f in findings), findings
