@@ -38,6 +38,8 @@ def deleted_per_day(runs: dict[datetime, str], metadata_url: str) -> dict:
         summary = value
         while isinstance(summary, str):  # JSON text on SQLite, decoded JSONB on PostgreSQL
             summary = json.loads(summary)
+        if not summary["by_category"]:  # a controller with nothing in the vault (its data is in its shop)
+            continue
         controller = summary["by_category"][0]["controller_id"]
         by_run.setdefault(run_id, {})[controller] = summary["deleted"]
     return {day.date(): by_run[run_id] for day, run_id in runs.items()}
