@@ -22,7 +22,7 @@ from include.policies.instructions import InstructionBook
 from include.reports import csv_bytes
 from include.requests.package import seal
 from include.requests.restriction import refuse_restricted, require_unrestricted
-from include.vault.schema import record, suppression
+from include.vault.schema import KEPT_AFTER_ERASURE, record, suppression
 from include.vault.store import NewRecord, Vault
 
 CATEGORY = "marketing"
@@ -36,7 +36,7 @@ def subscribe(vault: Vault, *, controller_id: str, email: str, name: str, source
     and an export leaves out whoever they belong to.)"""
     require_unrestricted(vault, controller_id=controller_id, operation="marketing_signup", actor=actor, at=at,
                          subject_ids=vault.find_subjects(controller_id, "email", email),
-                         ignoring=("kept_after_erasure",))
+                         ignoring=(KEPT_AFTER_ERASURE,))
     return vault.add_records([NewRecord(
         controller_id=controller_id, category=CATEGORY, purpose="sending the controller's newsletter",
         source=source, fields={"email": email, "name": name}, role="customer", created_at=at)], actor=actor)[0]

@@ -18,14 +18,14 @@ from sqlalchemy import Connection, insert, select, update
 
 from include.errors import InvalidInput, Restricted, UnknownRecord
 from include.vault.keystore import chunks
-from include.vault.schema import data_subject, restriction
+from include.vault.schema import KEPT_AFTER_ERASURE, data_subject, restriction
 from include.vault.store import Vault, new_id
 
 # Why data is restricted, as code words (the audit log holds no free text), and what they mean.
 GROUNDS = {
     "person_asked": "the person asked for restriction (Art. 18(1))",
     "objection_pending": "an objection awaits the controller's decision (Art. 18(1)(d))",
-    "kept_after_erasure": "kept under a legal reason after an erasure request: storage only (Art. 17(3), 18)",
+    KEPT_AFTER_ERASURE: "kept under a legal reason after an erasure request: storage only (Art. 17(3), 18)",
 }
 
 

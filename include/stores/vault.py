@@ -30,7 +30,7 @@ from include.stores.base import Acting, Done, FoundRecord, Kept, Outcome, Plan, 
 from include.stores.identities import SEARCHED_KINDS, STRONG_KINDS, IdentitySet, Standing, another_person
 from include.vault.deletion import delete_records
 from include.vault.keystore import chunks
-from include.vault.schema import data_subject, record, record_field
+from include.vault.schema import KEPT_AFTER_ERASURE, data_subject, record, record_field
 from include.vault.store import Vault
 
 VAULT_STORE = "vault"
@@ -198,16 +198,16 @@ class VaultStore(Store):
                 deleted += gone.records
                 if kept_by:
                     restrict(vault, conn, controller_id=acting.controller_id, subject_id=kept_by,
-                             grounds="kept_after_erasure", request_id=acting.request_id, actor=acting.actor,
+                             grounds=KEPT_AFTER_ERASURE, request_id=acting.request_id, actor=acting.actor,
                              at=acting.at)
                 vault.audit.append(conn, at=acting.at, actor=acting.actor, action="erasure.vault",
                                    controller_id=acting.controller_id, subject_id=subject_id, details={
                                        "request": acting.request_id, "deleted": gone.records,
                                        "kept": len(subject.kept), "kept_by": kept_by})
-            if kept_by != subject_id:
-                # After the commit, so kept records are never left under a destroyed key; a retry of a
-                # task killed in between destroys it then.
-                shredded += vault.shred([subject_id])
+            # After the commit, and only for a subject left with no records: kept records, and any
+            # written meanwhile, are never left under a destroyed key; a retry of a task killed in
+            # between destroys it then.
+            shredded += vault.destroy_pending_keys([subject_id])
         return Outcome(done=[Done(table="records", action="delete", records=deleted),
                              Done(table="data keys", action="destroy", records=shredded)],
                        kept=[kept for subject in plan.subjects for kept in subject.kept], held=plan.held)

@@ -57,6 +57,15 @@ data_subject = Table(
     Column("erased_at", UTCDateTime),
 )
 
+# Subjects whose last record is deleted: their data key is destroyed once that deletion commits (a
+# key destroyed before could strand a record written meanwhile); a run killed in between leaves
+# them here, and the next deletion run destroys them first.
+key_to_destroy = Table(
+    "key_to_destroy", vault_metadata,
+    Column("subject_id", ID, primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+)
+
 record = Table(
     "record", vault_metadata,
     Column("id", ID, primary_key=True),
@@ -163,6 +172,7 @@ rights_request = Table(
 # Restrictions of processing (Art. 18): while one is active, the subject's data is stored and nothing
 # else. Placed at the person's request, while an objection is weighed, or on the records an erasure
 # had to keep under a legal reason.
+KEPT_AFTER_ERASURE = "kept_after_erasure"  # a restriction's grounds: records kept under a legal reason
 restriction = Table(
     "restriction", vault_metadata,
     Column("id", ID, primary_key=True),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, exists, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
 from include.audit import AuditLog
@@ -28,11 +28,14 @@ from include.settings import VaultSettings
 from include.vault.db import display_url, insert_rows, make_engine
 from include.vault.keystore import KeyStore, chunks
 from include.vault.schema import (
+    KEPT_AFTER_ERASURE,
     REGIONS,
     controller,
     data_subject,
+    key_to_destroy,
     record,
     record_field,
+    restriction,
     vault_meta,
     vault_metadata,
 )
@@ -131,6 +134,18 @@ def _validate(rec: NewRecord, index: int, controllers: set[str]) -> None:
             raise InvalidInput(f"{where}: field '{name}' must be text, got {type(value).__name__}")
     if rec.subject_id is None and "email" not in rec.fields:
         raise InvalidInput(f"{where}: no subject_id and no 'email' field to find its data subject by")
+
+
+def lock_subjects(conn: Connection, subject_ids: Sequence[str]) -> set[str]:
+    """Lock the subjects' rows until the caller's transaction ends, in id order (two transactions
+    locking the same subjects never wait on each other in a circle); returns those not erased, as
+    the latest commit left them. SQLite needs no row lock: a write transaction holds the database."""
+    live: set[str] = set()
+    for part in chunks(sorted(set(subject_ids))):
+        rows = conn.execute(select(data_subject.c.id, data_subject.c.erased_at).where(data_subject.c.id.in_(part))
+                            .order_by(data_subject.c.id).with_for_update()).all()
+        live.update(sid for sid, erased_at in rows if erased_at is None)
+    return live
 
 
 class Vault:
@@ -312,6 +327,21 @@ class Vault:
             self._ciphers.pop(sid, None)
         return self.keystore.destroy(subject_ids)
 
+    def destroy_pending_keys(self, subject_ids: Sequence[str] | None = None) -> int:
+        """Destroy the keys of erased subjects whose deletion has committed (those given, or every
+        one a killed run left), while they still have no records; returns how many."""
+        with self.engine.connect() as conn:
+            query = select(key_to_destroy.c.subject_id).where(~exists().where(
+                record.c.subject_id == key_to_destroy.c.subject_id))
+            pending = (list(conn.execute(query).scalars()) if subject_ids is None else
+                       [sid for part in chunks(list(subject_ids)) for sid in conn.execute(
+                           query.where(key_to_destroy.c.subject_id.in_(part))).scalars()])
+        destroyed = self.shred(pending)
+        with self.engine.begin() as conn:
+            for part in chunks(pending):
+                conn.execute(key_to_destroy.delete().where(key_to_destroy.c.subject_id.in_(part)))
+        return destroyed
+
     # -- writing -------------------------------------------------------------------------------
 
     def add_records(self, records: Sequence[NewRecord], *, actor: str,
@@ -350,13 +380,20 @@ class Vault:
                    self._digest(rec.controller_id, "email", rec.fields["email"], offset + i)
                    for i, rec in enumerate(batch)]
         wanted = sorted({d for d in digests if d})
+        # An erased subject, or one holding records kept after an erasure (restricted to storage),
+        # takes nothing new: the person's new record starts a new subject.
+        kept = exists().where(restriction.c.subject_id == record.c.subject_id, restriction.c.lifted_at.is_(None),
+                              restriction.c.grounds == KEPT_AFTER_ERASURE)
         for part in chunks(wanted):
             for digest, sid in conn.execute(
                 select(record_field.c.lookup, record.c.subject_id)
                 .join(record, record.c.id == record_field.c.record_id)
-                .where(record_field.c.name == "email", record_field.c.lookup.in_(part))
+                .join(data_subject, data_subject.c.id == record.c.subject_id)
+                .where(record_field.c.name == "email", record_field.c.lookup.in_(part),
+                       data_subject.c.erased_at.is_(None), ~kept)
+                .order_by(record.c.subject_id)
             ):
-                by_digest[digest] = sid
+                by_digest.setdefault(digest, sid)
         new_subjects: dict[str, NewRecord] = {}
         subject_ids = []
         fresh = iter(new_ids(len(batch)))
@@ -383,11 +420,18 @@ class Vault:
         with self.engine.begin() as conn:
             subject_ids, new_subjects, email_digests = self._resolve_subjects(conn, batch, offset)
             known = [sid for sid in dict.fromkeys(subject_ids) if sid not in new_subjects]
-            if known:
-                found = set(conn.execute(select(data_subject.c.id).where(
-                    data_subject.c.id.in_(known), data_subject.c.erased_at.is_(None))).scalars())
-                if unknown := [sid for sid in known if sid not in found]:
-                    raise UnknownRecord(f"data subject {unknown[0]} does not exist or was erased")
+            # Held until the commit: a deletion of the subject's last records waits, or is waited for.
+            live = lock_subjects(conn, known)
+            if gone := [sid for sid in known if sid not in live]:
+                if given := [rec.subject_id for rec in batch if rec.subject_id in gone]:
+                    raise UnknownRecord(f"data subject {given[0]} does not exist or was erased")
+                fresh: dict[str, str] = {}  # erased since it was looked up: a new subject per email
+                for i, sid in enumerate(subject_ids):
+                    if sid in gone:
+                        if email_digests[i] not in fresh:
+                            fresh[email_digests[i]] = new_ids(1)[0]
+                            new_subjects[fresh[email_digests[i]]] = batch[i]
+                        subject_ids[i] = fresh[email_digests[i]]
             # New keys are committed first: a failure below leaves unused keys, never keyless data.
             created = self.keystore.create(list(new_subjects), now)
             self._cache_keys(created)
