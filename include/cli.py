@@ -78,9 +78,13 @@ def cmd_keyring_init(args) -> int:
 
 
 def cmd_keyring_rotate(args) -> int:
-    result = rotate_kek(_settings(), actor=_actor())
+    workflow = WorkflowSettings()
+    result = rotate_kek(_settings(), actor=_actor(),
+                        sealed_dirs=[workflow.outbox_dir, workflow.disclosures_inbox / "processed"])
     print(f"key-encryption key rotated: version {result.old_version} -> {result.new_version}, "
-          f"{result.rewrapped} data keys rewrapped, records untouched")
+          f"{result.rewrapped} data keys and {result.resealed} sealed files rewrapped, records untouched; "
+          f"retired KEKs destroyed: {result.destroyed or 'none'}"
+          + (f"; kept, still needed: {result.kept}" if result.kept else ""))
     return 0
 
 

@@ -95,10 +95,11 @@ def export_mailing_list(vault: Vault, *, controller_id: str, outbox: Path, actor
             seen.add(lookup)
             rows.append({"email": view.fields["email"], "name": view.fields.get("name", "")})
     export_id = f"marketing-{controller_id}-{at:%Y%m%dT%H%M%S}"
-    sealed, _secret = seal({"mailing-list.csv": csv_bytes(rows, ["email", "name"])},
-                           keyring=vault.keyring, request_id=export_id)
     path = Path(outbox) / controller_id / f"{export_id}.gdprpkg"
-    write_atomically(path, sealed, mode=0o640)
+    with vault.keystore.wrapping() as keyring:  # a key rotation waits until the export is written
+        sealed, _secret = seal({"mailing-list.csv": csv_bytes(rows, ["email", "name"])}, keyring=keyring,
+                               request_id=export_id)
+        write_atomically(path, sealed, mode=0o640)
     with vault.engine.begin() as conn:
         vault.audit.append(conn, at=at, actor=actor, action="marketing.exported", controller_id=controller_id,
                            details={"export": export_id, "exported": len(rows), "suppressed": skipped,

@@ -76,8 +76,11 @@ class Keyring:
         version = max(self.keks) + 1
         return replace(self, keks={**self.keks, version: AESGCM.generate_key(256)}, active_kek=version)
 
-    def retire_old_keks(self) -> Keyring:
-        return replace(self, keks={self.active_kek: self.keks[self.active_kek]})
+    def without_keks(self, versions: set[int]) -> Keyring:
+        """The keyring with those retired KEKs destroyed: whatever is wrapped under them is beyond use."""
+        if self.active_kek in versions:
+            raise KeyringError(f"the active key-encryption key (version {self.active_kek}) cannot be destroyed")
+        return replace(self, keks={v: k for v, k in self.keks.items() if v not in versions})
 
     def to_json(self) -> str:
         return json.dumps({
@@ -107,7 +110,9 @@ class Keyring:
             raise KeyringError(f"keyring at {location}: 'keks' keys must be integers") from None
         active = doc["active_kek"]
         if active not in keks:
-            raise KeyringError(f"keyring at {location}: active_kek {active!r} is not among keks {sorted(keks)}")
+            # A version number is named; any other value is not: in a malformed keyring it may be key material.
+            shown = f" {active}" if type(active) is int else " (not a version number)"
+            raise KeyringError(f"keyring at {location}: active_kek{shown} is not among keks {sorted(keks)}")
         return cls(root_key=_unb64(doc["root_key"], f"keyring at {location}: root_key"),
                    keks=keks, active_kek=active, location=location)
 

@@ -164,8 +164,9 @@ def package(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
     files = build_package(request=request, controller_name=controller_name, results=results, maps=stores.maps,
                           book=InstructionBook.load(vault), redactor=Redactor(identities, own), on=on,
                           disclosed=disclosed)
-    sealed, _secret = seal(files, keyring=vault.keyring, request_id=request_id)
-    path = deliver(settings.outbox_dir, request.controller_id, request_id, sealed)
+    with vault.keystore.wrapping() as keyring:  # a key rotation waits until the package is written
+        sealed, _secret = seal(files, keyring=keyring, request_id=request_id)
+        path = deliver(settings.outbox_dir, request.controller_id, request_id, sealed)
     records = sum(len(result.records) for result in results)
     complete_request(vault, request_id, package=str(path.relative_to(settings.outbox_dir)), actor=actor, at=at)
     work.clear()

@@ -150,16 +150,44 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def _wrapping(request_id: str, key: bytes, keyring: Keyring) -> dict:
+    """The header fields that let the keyring's active KEK open the package key."""
+    return {"kek_version": keyring.active_kek, "wrapped_key": base64.b64encode(
+        wrap_data_key(keyring.kek(keyring.active_kek), f"package:{request_id}", key)).decode()}
+
+
+def _assembled(header: dict, key: bytes, plain: bytes) -> bytes:
+    head = json.dumps(header, sort_keys=True).encode()
+    nonce = os.urandom(NONCE_BYTES)
+    body = AESGCM(key).encrypt(nonce, plain, head)  # the header is bound to the contents
+    return _MAGIC + len(head).to_bytes(4, "big") + head + nonce + body
+
+
 def seal(files: dict[str, bytes], *, keyring: Keyring, request_id: str) -> tuple[bytes, str]:
     """The sealed package and its secret (the package key, base64), for the controller."""
     key = AESGCM.generate_key(256)
-    header = {"format": FORMAT, "request": request_id, "kek_version": keyring.active_kek,
-              "wrapped_key": base64.b64encode(wrap_data_key(keyring.kek(keyring.active_kek),
-                                                            f"package:{request_id}", key)).decode()}
-    head = json.dumps(header, sort_keys=True).encode()
-    nonce = os.urandom(NONCE_BYTES)
-    body = AESGCM(key).encrypt(nonce, _tar(files), head)  # the header is bound to the contents
-    return _MAGIC + len(head).to_bytes(4, "big") + head + nonce + body, base64.urlsafe_b64encode(key).decode()
+    header = {"format": FORMAT, "request": request_id, **_wrapping(request_id, key, keyring)}
+    return _assembled(header, key, _tar(files)), base64.urlsafe_b64encode(key).decode()
+
+
+def reseal(sealed: bytes, keyring: Keyring) -> bytes:
+    """The same package with its key wrapped under the keyring's active KEK (the secret the
+    controller holds still opens it), so that the KEK it was sealed under can be destroyed."""
+    head, header, body_at = _parts(sealed)
+    key = base64.urlsafe_b64decode(package_secret(sealed, keyring))
+    try:
+        plain = AESGCM(key).decrypt(sealed[body_at:body_at + NONCE_BYTES], sealed[body_at + NONCE_BYTES:], head)
+    except InvalidTag:
+        raise KeyringError("the package does not open with this keyring, or was altered") from None
+    return _assembled({**header, **_wrapping(header["request"], key, keyring)}, key, plain)
+
+
+def sealed_kek_version(sealed: bytes) -> int:
+    """The version of the KEK a sealed file's key is wrapped under."""
+    try:
+        return int(_parts(sealed)[1]["kek_version"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("not an access package (its header names no key-encryption key)") from None
 
 
 def _parts(sealed: bytes) -> tuple[bytes, dict, int]:

@@ -6,19 +6,22 @@ subject's key here puts every copy of their records beyond use (crypto-shredding
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from include.crypto.envelope import new_data_key, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring
 from include.vault.db import insert_rows
-from include.vault.schema import data_key, keystore_metadata
+from include.vault.schema import data_key, key_store_meta, keystore_metadata
 
 # Bound parameters per statement stay well under every backend's limit (SQLite 32,766; PostgreSQL 65,535).
 CHUNK = 5000
+ACTIVE_KEK = "active_kek"
 
 
 def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -27,21 +30,68 @@ def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, keyring: Keyring) -> None:
+    """reload: reads the keyring again, for a process that loaded it before a rotation."""
+
+    def __init__(self, engine: Engine, keyring: Keyring, reload: Callable[[], Keyring] | None = None) -> None:
         self.engine = engine
         self.keyring = keyring
+        self.reload = reload
 
     def create_schema(self) -> None:
         keystore_metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.execute(select(key_store_meta.c.value).where(key_store_meta.c.key == ACTIVE_KEK)).first() is None:
+                conn.execute(insert(key_store_meta).values(key=ACTIVE_KEK, value=str(self.keyring.active_kek)))
+
+    def active_version(self, conn: Connection | None = None, *, lock: bool = False) -> int:
+        """The KEK version new data keys are wrapped under, as recorded; with lock, held (shared)
+        until the caller's transaction ends, so a rotation waits for the wrap to commit."""
+        query = select(key_store_meta.c.value).where(key_store_meta.c.key == ACTIVE_KEK)
+        if lock:
+            query = query.with_for_update(read=True)
+        if conn is None:
+            with self.engine.connect() as own:
+                value = own.execute(query).scalar()
+        else:
+            value = conn.execute(query).scalar()
+        return int(value) if value is not None else self.keyring.active_kek
+
+    def set_active_version(self, version: int) -> None:
+        """Record a new active KEK version; waits for wraps under the old one to commit."""
+        self.kek(version)
+        with self.engine.begin() as conn:
+            conn.execute(select(key_store_meta.c.key).where(key_store_meta.c.key == ACTIVE_KEK).with_for_update())
+            conn.execute(update(key_store_meta).where(key_store_meta.c.key == ACTIVE_KEK).values(value=str(version)))
+
+    def kek(self, version: int) -> bytes:
+        """The KEK of that version; the keyring is read again if it was rotated since it was loaded."""
+        if version not in self.keyring.keks and self.reload is not None:
+            self.keyring = self.reload()
+        return self.keyring.kek(version)
+
+    def current_keyring(self) -> Keyring:
+        """The keyring with the recorded active KEK, for sealing packages."""
+        version = self.active_version()
+        self.kek(version)
+        return replace(self.keyring, active_kek=version)
+
+    @contextmanager
+    def wrapping(self) -> Iterator[Keyring]:
+        """The keyring with the recorded active KEK, held (shared) until the block ends: a rotation
+        waits for what the block seals under it to be written, then rewraps it."""
+        with self.engine.begin() as conn:
+            version = self.active_version(conn, lock=True)
+            self.kek(version)
+            yield replace(self.keyring, active_kek=version)
 
     def create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes]:
-        """New data keys for new subjects, stored wrapped under the active KEK."""
+        """New data keys for new subjects, stored wrapped under the recorded active KEK."""
         keys = {sid: new_data_key() for sid in subject_ids}
-        kek = AESGCM(self.keyring.kek(self.keyring.active_kek))
-        version = self.keyring.active_kek
-        rows = [(sid, version, wrap_data_key(kek, sid, key), now) for sid, key in keys.items()]
-        if rows:
+        if keys:
             with self.engine.begin() as conn:
+                version = self.active_version(conn, lock=True)
+                kek = AESGCM(self.kek(version))
+                rows = [(sid, version, wrap_data_key(kek, sid, key), now) for sid, key in keys.items()]
                 insert_rows(conn, data_key, ("subject_id", "kek_version", "wrapped", "created_at"), rows)
         return keys
 
@@ -54,7 +104,7 @@ class KeyStore:
                     select(data_key.c.subject_id, data_key.c.kek_version, data_key.c.wrapped)
                     .where(data_key.c.subject_id.in_(part))
                 ):
-                    found[sid] = unwrap_data_key(self.keyring.kek(version), sid, wrapped)
+                    found[sid] = unwrap_data_key(self.kek(version), sid, wrapped)
         return found
 
     def destroy(self, subject_ids: Sequence[str]) -> int:
@@ -71,8 +121,8 @@ class KeyStore:
 
     def rewrap(self, batch_size: int = CHUNK) -> int:
         """Rewrap every key not under the active KEK; resumable, one transaction per batch."""
-        active = self.keyring.active_kek
-        new_kek = self.keyring.kek(active)
+        active = self.active_version()
+        new_kek = self.kek(active)
         rewrapped = 0
         while True:
             with self.engine.begin() as conn:
@@ -82,7 +132,7 @@ class KeyStore:
                     .order_by(data_key.c.subject_id).limit(batch_size)
                 ).all()
                 for sid, version, wrapped in rows:
-                    key = unwrap_data_key(self.keyring.kek(version), sid, wrapped)
+                    key = unwrap_data_key(self.kek(version), sid, wrapped)
                     conn.execute(update(data_key).where(data_key.c.subject_id == sid).values(
                         kek_version=active, wrapped=wrap_data_key(new_kek, sid, key)))
             rewrapped += len(rows)

@@ -264,6 +264,14 @@ audit_head = Table(
 
 keystore_metadata = MetaData()
 
+# The key store's own facts: above all the version of the KEK new data keys are wrapped under, so
+# that every process wraps under the same one, whatever keyring it loaded before a rotation.
+key_store_meta = Table(
+    "key_store_meta", keystore_metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
 data_key = Table(
     "data_key", keystore_metadata,
     Column("subject_id", ID, primary_key=True),

@@ -168,12 +168,13 @@ class Vault:
         The keyring is loaded and checked against the vault before anything is written, so a wrong
         or missing keyring fails with a KeyringError and leaves the stores as they were.
         """
-        if settings.keyring_secret:
-            keyring = Keyring.from_json(settings.keyring_secret, "the configured keyring secret")
-        else:
-            keyring = load_keyring(settings.keyring_path)
+        def read_keyring() -> Keyring:
+            if settings.keyring_secret:
+                return Keyring.from_json(settings.keyring_secret, "the configured keyring secret")
+            return load_keyring(settings.keyring_path)
+        keyring = read_keyring()
         vault = cls(make_engine(settings.vault_url),
-                    KeyStore(make_engine(settings.keystore_url, secure_delete=True), keyring),
+                    KeyStore(make_engine(settings.keystore_url, secure_delete=True), keyring, read_keyring),
                     keyring, location=display_url(settings.vault_url))
         try:
             if create:

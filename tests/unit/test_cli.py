@@ -49,7 +49,7 @@ def test_set_up_seed_and_verify(admin, tmp_path):
     assert "unreachable" in out and "hourly enquiry_purge run" in out  # no Airflow here: saved anyway
     assert "already recorded" in admin("enquiry", "outcome", enquiry_id, "answered", "--no-notify")
     rotated = admin("keyring", "rotate")
-    assert "version 1 -> 2, 72 data keys rewrapped" in rotated
+    assert "version 1 -> 2, 72 data keys and 0 sealed files rewrapped" in rotated
     assert "audit log intact" in admin("audit", "verify")
     subscribed = admin("marketing", "subscribe", "--controller", "fenland-cycles", "--email", "reader@example.org",
                        "--name", "A Reader")
