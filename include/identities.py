@@ -50,10 +50,26 @@ def _validated_email(text: str) -> str:
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        # email-validator's reason names the fault (missing @, bad domain) without the address.
-        reason = str(exc).replace(text, "the address")
-        raise InvalidInput(f"email is not a valid address: {reason}") from None
+        raise InvalidInput(f"email is not a valid address: {_email_fault(str(exc), text)}") from None
     return checked.normalized.lower()
+
+
+# email-validator's messages put what they quote from the address (the characters at fault, an IDNA
+# or IP-literal error naming a label, the text after a quote) after a colon or in brackets.
+_QUOTED_DETAIL = re.compile(r":| \(")
+_FRAGMENT_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def _email_fault(message: str, address: str) -> str:
+    """The fault email-validator found, with no part of the address: its message is cut before any
+    quoted detail, and if what is left still holds a piece of the address (three characters or more
+    between separators), only that the address is malformed is said."""
+    fault = _QUOTED_DETAIL.split(message, maxsplit=1)[0].strip().rstrip(".").strip()
+    folded = fault.casefold()
+    pieces = [p for p in _FRAGMENT_SEPARATORS.split(address.casefold()) if len(p) >= 3]
+    if not fault or any(piece in folded for piece in pieces):
+        return "it is malformed"
+    return fault[:1].lower() + fault[1:]
 
 
 # A UK number written as 0 or +44 and ten digits is always possible and needs no metadata lookup.

@@ -21,11 +21,28 @@ _templates = Environment(loader=PackageLoader("include", "templates"), undefined
                          autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (or, after a tab or carriage
+# return, may): `=HYPERLINK(...)`, `+cmd|...`, `-2+3`, `@SUM(...)`. OWASP's list.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: object) -> object:
+    """Text that a spreadsheet would take for a formula, prefixed with ' so it stays text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_bytes(rows: Sequence[dict], columns: Sequence[str] | None = None) -> bytes:
-    """Rows as CSV; nested values (a JSON column) become one column per leaf."""
+    """Rows as CSV (RFC 4180); nested values (a JSON column) become one column per leaf. The project's
+    one CSV writer: text cells (and headers) that a spreadsheet would run as formulas are neutralised."""
     buffer = io.StringIO()
     frame = pd.json_normalize(list(rows)) if columns is None else pd.DataFrame(list(rows), columns=list(columns))
-    frame.to_csv(buffer, index=False)
+    frame = frame.map(neutralise_cell)
+    frame.columns = [neutralise_cell(str(c)) for c in frame.columns]
+    # RFC 4180's CRLF: a cell holding a bare carriage return is then quoted too (with "\n" lines it
+    # was not, and a spreadsheet began a new row there, whose first cell nothing had neutralised).
+    frame.to_csv(buffer, index=False, lineterminator="\r\n")
     return buffer.getvalue().encode()
 
 

@@ -13,7 +13,71 @@ from pydantic import BaseModel, ValidationError
 from include.errors import InvalidInput
 
 MAX_FILE_BYTES = 1_000_000
+# Aliases let a few bytes stand for a great deal (a "billion laughs": nine levels of nine aliases
+# are 387 million values); what a file stands for once its aliases are written out is bounded, and
+# so is nesting (each level costs stack in the parser and everything after it).
+MAX_EXPANDED_VALUES = 100_000
+MAX_DEPTH = 64
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is valid but refused: too deep, a recursive alias, or too much behind its aliases."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_DEPTH and aliases inside their own anchor,
+    and noting where the first alias is."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self.first_alias: yaml.Mark | None = None
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self.first_alias = self.first_alias or event.start_mark
+            if event.anchor in self._open_anchors:
+                raise _Refused(problem=f"the alias *{event.anchor} is inside the value it names (a recursive alias)",
+                               problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
+        self._depth += 1
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(event.anchor)
+
+
+def _expansion(root: yaml.Node) -> tuple[int, int]:
+    """How many values the node stands for with its aliases written out, and how deep they nest
+    (an alias placed deep that names a deep value nests deeper than either). Each node is counted
+    once and looked up after, without recursion: the graph has no cycles (the loader refused them)."""
+    found: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in found:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        if children_done:
+            found[id(node)] = (1 + sum(found[id(c)][0] for c in children),
+                               1 + max((found[id(c)][1] for c in children), default=0))
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in found)
+    return found[id(root)]
 
 
 @dataclass(frozen=True)
@@ -44,12 +108,8 @@ def _lines(node: yaml.Node, path: tuple, into: dict[tuple, int]) -> None:
             _lines(item, (*path, index), into)
 
 
-def load_yaml_file(path: Path, model: type[Model], expected: str) -> LoadedFile[Model]:
-    """Parse and validate one file; InvalidInput names the file, the line and the field.
-
-    expected: what the file's top level must hold, for the message when it is not a mapping.
-    """
-    path = Path(path)
+def _parsed(path: Path) -> tuple[yaml.Node | None, object]:
+    """The file's YAML node tree and its data, bounded in size, nesting and aliases."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -58,13 +118,44 @@ def load_yaml_file(path: Path, model: type[Model], expected: str) -> LoadedFile[
         raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes")
     try:
         text = raw.decode("utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _BoundedLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and loader.first_alias is not None:
+                values, depth = _expansion(node)
+                if values > MAX_EXPANDED_VALUES:
+                    raise _Refused(problem=f"its aliases stand for more than {MAX_EXPANDED_VALUES:,} values "
+                                           "(a \"billion laughs\"); write the values out or use fewer aliases",
+                                   problem_mark=loader.first_alias)
+                if depth > MAX_DEPTH:
+                    raise _Refused(problem=f"its aliases nest values more than {MAX_DEPTH} levels deep",
+                                   problem_mark=loader.first_alias)
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text") from None
+    except _Refused as exc:
+        raise InvalidInput(f"{path}:{exc.problem_mark.line + 1}: refused YAML: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.context_mark or exc.problem_mark  # where the broken construct starts
         raise InvalidInput(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {exc.problem}") from None
+    return node, data
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's data, read with the same bounds as configuration files but not validated (for
+    a cheap look at DAG parse time); InvalidInput names the file and what is wrong."""
+    return _parsed(Path(path))[1]
+
+
+def load_yaml_file(path: Path, model: type[Model], expected: str) -> LoadedFile[Model]:
+    """Parse and validate one file; InvalidInput names the file, the line and the field.
+
+    expected: what the file's top level must hold, for the message when it is not a mapping.
+    """
+    path = Path(path)
+    node, data = _parsed(path)
     lines: dict[tuple, int] = {}
     if node is not None:
         _lines(node, (), lines)

@@ -3,13 +3,15 @@
 Columns: controller, reference, received_on (YYYY-MM-DD), email; optional: phone, customer_number,
 kind (default access), identity_verified_on, fee_received_on. Every row is checked before any is
 registered, so a bad file registers nothing; a reference already registered for its controller is
-skipped, so importing a file twice registers each request once.
+skipped, so importing a file twice registers each request once. Errors name the line and the column
+and what is wrong, never a cell's value (a shifted row puts an email where a controller should be).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from difflib import get_close_matches
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +41,12 @@ def _date(value: str, where: str) -> date | None:
         raise InvalidInput(f"{where}: not a date (YYYY-MM-DD)") from None
 
 
+def _column(index: int, header: object) -> str:
+    """An unknown column by its position, with the known column its header looks like a typo of."""
+    near = get_close_matches(str(header).strip().lower(), REQUIRED + OPTIONAL, n=1, cutoff=0.75)
+    return f"column {index + 1}" + (f" (did you mean '{near[0]}'?)" if near else "")
+
+
 def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> ImportResult:
     path = Path(path)
     try:
@@ -47,8 +55,10 @@ def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> Im
         raise InvalidInput(f"{path}: not a readable CSV file ({type(exc).__name__})") from None
     if missing := [c for c in REQUIRED if c not in frame.columns]:
         raise InvalidInput(f"{path}:1: missing column(s) {', '.join(missing)}")
-    if unknown := [c for c in frame.columns if c not in REQUIRED + OPTIONAL]:
-        raise InvalidInput(f"{path}:1: unknown column(s) {', '.join(unknown)}")
+    if unknown := [i for i, c in enumerate(frame.columns) if c not in REQUIRED + OPTIONAL]:
+        # A header is named only as the column it is: a file without one has a person's details there.
+        raise InvalidInput(f"{path}:1: unknown column(s) {', '.join(_column(i, frame.columns[i]) for i in unknown)}; "
+                           f"the columns are {', '.join(REQUIRED + OPTIONAL)} (the first line must name them)")
     if len(frame) > MAX_ROWS:
         raise InvalidInput(f"{path}: more than {MAX_ROWS:,} rows")
     controllers = set(vault.controller_ids())
@@ -61,10 +71,10 @@ def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> Im
             if not values[column]:
                 raise InvalidInput(f"{where}: {column}: empty")
         if values["controller"] not in controllers:
-            raise InvalidInput(f"{where}: controller: '{values['controller']}' is not registered in the vault")
+            raise InvalidInput(f"{where}: controller: not a controller registered in the vault")
         kind = values["kind"] or "access"
         if kind not in KINDS:
-            raise InvalidInput(f"{where}: kind: '{kind}' is not one of {', '.join(KINDS)}")
+            raise InvalidInput(f"{where}: kind: not one of {', '.join(KINDS)}")
         identities = {k: [values[k]] for k in ("email", "phone", "customer_number") if values[k]}
         for k, (value,) in identities.items():
             try:

@@ -34,16 +34,16 @@ def configured_controllers() -> list[str]:
     import os
     from pathlib import Path
 
-    import yaml
-
+    from include.errors import InvalidInput
     from include.paths import DEFAULT_INSTRUCTIONS_DIR
+    from include.yamlfiles import read_yaml
 
     controllers = set()
     directory = Path(os.environ.get("GDPR_INSTRUCTIONS_DIR", DEFAULT_INSTRUCTIONS_DIR))  # as WorkflowSettings reads it
     for path in sorted(directory.glob("*.yaml")):
         try:
-            content = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            content = read_yaml(path)
+        except InvalidInput:
             continue
         if isinstance(content, dict) and isinstance(content.get("controller"), str):
             controllers.add(content["controller"])
@@ -56,14 +56,14 @@ def registered_recipients() -> list[str]:
     import os
     from pathlib import Path
 
-    import yaml
-
+    from include.errors import InvalidInput
     from include.paths import DEFAULT_RECIPIENTS_FILE
+    from include.yamlfiles import read_yaml
 
     path = Path(os.environ.get("GDPR_RECIPIENTS_FILE", DEFAULT_RECIPIENTS_FILE))  # as WorkflowSettings reads it
     try:
-        content = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        content = read_yaml(path)
+    except InvalidInput:
         return []
     recipients = content.get("recipients") if isinstance(content, dict) else None
     return sorted(r["id"] for r in recipients or [] if isinstance(r, dict) and isinstance(r.get("id"), str))

@@ -28,6 +28,18 @@ CORPUS = [
     ("broken YAML", b"controller: [unclosed\n", r"\.yaml:1: not valid YAML"),
     ("a tab", b"controller:\n\t- x\n", r"\.yaml:\d+: not valid YAML"),
     ("unknown key", b"surprise: 1\n", r"\.yaml:1: "),
+    # Aliases: a "billion laughs" (nine levels of nine) is refused before it is expanded, a recursive
+    # alias and deep nesting before they exhaust the stack.
+    ("billion laughs", ("a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + "".join(
+        f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))).encode(),
+     r"\.yaml:2: refused YAML: its aliases stand for more than 100,000 values \(a \"billion laughs\"\)"),
+    ("recursive alias", b"controller: &x [1, *x]\n",
+     r"\.yaml:1: refused YAML: the alias \*x is inside the value it names"),
+    ("nested too deep", b"controller: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+     r"\.yaml:1: refused YAML: nested more than 64 levels deep"),
+    ("aliases nested too deep", ("a0: &a0 [[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]\n" + "".join(
+        f"a{i}: &a{i} [[[[[[[[[[[[[[[[[[[[*a{i - 1}]]]]]]]]]]]]]]]]]]]]\n" for i in range(1, 60))).encode(),
+     r"\.yaml:2: refused YAML: its aliases nest values more than 64 levels deep"),
 ]
 
 

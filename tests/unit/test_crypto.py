@@ -111,4 +111,6 @@ def test_rotation_adds_a_kek_and_retires_the_old_one():
     rotated = keyring.with_new_kek()
     assert rotated.active_kek == 2 and set(rotated.keks) == {1, 2}
     assert rotated.fingerprint == keyring.fingerprint  # the root key stays: blind indexes hold
-    assert set(rotated.retire_old_keks().keks) == {2}
+    assert set(rotated.without_keks({1}).keks) == {2}
+    with pytest.raises(KeyringError, match="the active key-encryption key \\(version 2\\) cannot be destroyed"):
+        rotated.without_keks({2})

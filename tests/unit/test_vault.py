@@ -1,5 +1,8 @@
 """The vault on SQLite, PostgreSQL and MariaDB: encryption at rest, lookup, shredding, rotation."""
 
+import os
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -188,3 +191,77 @@ def test_lookups_use_the_partial_indexes_on_sqlite(tmp_path):
             plan = " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
             assert index in plan, plan
     acme.dispose()
+
+
+def other_names_for(url: str, tmp_path) -> list[str]:
+    """Other URLs of the same database: the server's address by another name, or the SQLite file by
+    a symlink, through `..`, and (once it exists) by a hard link."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.touch()
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "link.db").symlink_to(path)
+        (tmp_path / "dir-link").symlink_to(path.parent, target_is_directory=True)
+        os.link(path, tmp_path / "elsewhere" / "hard.db")
+        return [f"sqlite:///{tmp_path / 'elsewhere' / 'link.db'}",
+                f"sqlite:///{path.parent / 'elsewhere' / '..' / path.name}",
+                f"sqlite:///{tmp_path / 'dir-link' / path.name}",
+                f"sqlite:///{tmp_path / 'elsewhere' / 'hard.db'}"]
+    parsed = sa.make_url(url)
+    return [parsed.set(host="localhost").render_as_string(hide_password=False),
+            parsed.set(host="localhost", port=None).render_as_string(hide_password=False),
+            parsed.set(host="LOCALHOST").render_as_string(hide_password=False)]
+
+
+def test_the_key_store_is_refused_in_the_vault_database_under_any_name(store_urls, tmp_path, backend):
+    """127.0.0.1 and localhost, or a symlink and its file, are one database: the keys stay out of it."""
+    keyring_path = tmp_path / "keyring" / "keyring.json"
+    for keys in other_names_for(store_urls["vault"], tmp_path):
+        assert keys != store_urls["vault"]
+        with pytest.raises(ValueError, match="keystore_url must name a different database from vault_url: "
+                                             "both reach the (SQLite file|postgresql database|mysql database)"):
+            VaultSettings(vault_url=store_urls["vault"], keystore_url=keys, keyring_path=keyring_path)
+    # Another database on the same server, or another file, is a key store.
+    keys = store_urls["keys"].replace("127.0.0.1", "localhost")
+    settings = VaultSettings(vault_url=store_urls["vault"], keystore_url=keys, keyring_path=keyring_path)
+    assert settings.keystore_url == keys
+
+
+def test_a_vault_database_holding_data_keys_is_refused(store_urls, tmp_path, backend):
+    """Keys that landed in the vault's database (before the check above) are found when it is opened."""
+    from include.vault.schema import keystore_metadata
+
+    engine = sa.create_engine(store_urls["vault"])
+    keystore_metadata.create_all(engine)
+    key_tables = set(sa.inspect(engine).get_table_names())
+    create_keyring(tmp_path / "keyring.json")
+    settings = VaultSettings(vault_url=store_urls["vault"], keystore_url=store_urls["keys"],
+                             keyring_path=tmp_path / "keyring.json")
+    for create in (True, False):
+        with pytest.raises(VaultError, match=r"holds data keys \(table data_key\): the vault must be another "
+                                             r"database from the key store"):
+            Vault.open(settings, create=create)
+    assert set(sa.inspect(engine).get_table_names()) == key_tables  # nothing of the vault was made there
+    engine.dispose()
+
+
+def test_a_key_store_holding_the_vault_is_refused(store_urls, tmp_path, backend):
+    from include.vault.schema import vault_metadata
+
+    engine = sa.create_engine(store_urls["keys"])
+    vault_metadata.create_all(engine)
+    create_keyring(tmp_path / "keyring.json")
+    settings = VaultSettings(vault_url=store_urls["vault"], keystore_url=store_urls["keys"],
+                             keyring_path=tmp_path / "keyring.json")
+    with pytest.raises(VaultError, match=r"the key store at .* holds the vault's tables \(vault_meta\)"):
+        Vault.open(settings, create=True)
+    assert "data_key" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_the_tables_the_engines_look_for_are_the_schemas():
+    from include.vault.db import KEY_TABLE, VAULT_TABLE
+    from include.vault.schema import data_key, keystore_metadata, vault_meta, vault_metadata
+
+    assert (KEY_TABLE, VAULT_TABLE) == (data_key.name, vault_meta.name)
+    assert KEY_TABLE not in vault_metadata.tables and VAULT_TABLE not in keystore_metadata.tables
