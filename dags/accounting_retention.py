@@ -10,6 +10,10 @@ a report of what was deleted and what is retained (rule, count, oldest record, n
 **Kept regardless**: records under a legal hold (Art. 17(3)(e)), data of a subject with an open
 request (DPA 2018 s.173). **Backfill**: a run for a past day applies the instructions of that day.
 
+**Requests**: the task `shred_closed_requests` destroys the key of every rights request closed
+longer ago than the accountability period (`GDPR_REQUEST_ACCOUNTABILITY_MONTHS`, default 12): the
+identities it was made with can no longer be read; the request's record stays.
+
 **Params**: `dry_run` reports what would go and deletes nothing; `batch_size` records per transaction.
 """
 
@@ -19,7 +23,12 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from gdpr.defaults import DAG_DEFAULTS, dry_run_param
 from gdpr.operators.audit import VerifyAuditLogOperator
-from gdpr.operators.retention import InstructionsOperator, RetentionReportOperator, RetentionSweepOperator
+from gdpr.operators.retention import (
+    InstructionsOperator,
+    RetentionReportOperator,
+    RetentionSweepOperator,
+    ShredClosedRequestsOperator,
+)
 
 with DAG(
     dag_id="accounting_retention",
@@ -46,6 +55,8 @@ with DAG(
         sweeps="{{ ti.xcom_pull(task_ids='delete_expired_records') }}",
         dry_run="{{ params.dry_run }}",
     )
+    shred = ShredClosedRequestsOperator(task_id="shred_closed_requests", dry_run="{{ params.dry_run }}")
     verify = VerifyAuditLogOperator(task_id="verify_audit_log")
 
     controllers >> sweep >> report >> verify
+    shred >> verify

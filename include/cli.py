@@ -19,14 +19,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, select
 
 from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreachable
-from include.audit import AuditLog
 from include.clock import utcnow
 from include.crypto.keyring import create_keyring, load_keyring
 from include.datamap.model import load_data_maps_each
 from include.demo import DEMO_INSTRUCTIONS, seed_demo
 from include.demo_shop import seed_demo_logs, seed_shop
 from include.demo_woo import HPOS, seed_woo_shop
-from include.disclosures import verify_disclosures
+from include.disclosures import verify_audit_log
 from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.errors import GdprError, InvalidInput, StoreUnavailable
 from include.files import write_atomically
@@ -119,12 +118,15 @@ def cmd_vault_connection(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
+    """The chain, the head, the head against the anchor in the key store, and the disclosure log
+    against the chain's events: a tail cut off with an older head put back, a deleted or edited event,
+    an event outside the chain, an edited, deleted or inserted disclosure are each named."""
     with _open() as vault:
-        with vault.engine.connect() as conn:
-            result = AuditLog(vault.keyring).verify(conn)
-        problems = result.problems + verify_disclosures(vault)
+        result, disclosure_problems = verify_audit_log(vault)
+    problems = result.problems + disclosure_problems
     if not problems:
-        print(f"audit log intact: {result.events} events, chain and head verified, disclosures match")
+        print(f"audit log intact: {result.events} events, chain, head and key-store anchor verified, "
+              "disclosures match")
         return 0
     print(f"audit log BROKEN: {len(problems)} problem(s) in {result.events} events",
           file=sys.stderr)

@@ -14,19 +14,29 @@ refused, with the refusal audited and reported, when:
 - the controller has no instruction covering a category on the day;
 - the person's data is restricted.
 
-Each logged disclosure is audited with a digest of its row, so that `verify_disclosures` finds a
-row edited or deleted after the fact, and the audit chain finds an edited or deleted audit event.
+Each logged disclosure is audited with a digest of its row, keyed (an HMAC under a key derived from
+the keyring, so nobody without it can compute one for an edited row), so that `verify_disclosures`
+finds a row edited or deleted after the fact; only digests of events inside the verified audit chain
+are trusted (include/audit.py), and the chain finds an edited, deleted or forged audit event.
+
+Batch files come from other systems: before any of a row's values is used, its controller must be
+registered in the vault (a controller id names the folder a refusal report is written to), its
+recipient in the register, its categories known to the register, its legal basis and reference well
+formed. What is wrong with a row names the column and the rule, never the cell's value: a shifted
+column can put an address where a date should be.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,6 +44,8 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import insert, or_, select
 
+from include.audit import AuditVerification
+from include.crypto.keyring import Keyring
 from include.errors import InvalidInput, Restricted
 from include.files import write_atomically
 from include.policies.instructions import InstructionBook, LegalBasis
@@ -41,7 +53,7 @@ from include.reports import write_html, write_json
 from include.requests.package import seal
 from include.requests.restriction import require_unrestricted
 from include.vault.keystore import chunks
-from include.vault.schema import audit_event, disclosure
+from include.vault.schema import disclosure
 from include.vault.store import Vault, new_id
 from include.yamlfiles import LoadedFile, load_yaml_file
 
@@ -49,6 +61,7 @@ from include.yamlfiles import LoadedFile, load_yaml_file
 UK_AND_EEA = frozenset(
     "GB AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split())
 CODE = r"^[A-Za-z0-9_.:/+-]{1,64}$"  # what the audit log accepts as a code word (a court order reference)
+CONTROLLER_ID = r"[a-z0-9][a-z0-9-]{0,63}"  # as include/policies/instructions.py gives them
 
 
 class RecipientKind(StrEnum):
@@ -163,10 +176,33 @@ class Outcome:
     new: bool = True
 
 
+RECORDED = "disclosure.recorded"
+
+
+def _digest_key(keyring: Keyring) -> bytes:
+    return keyring.derive("disclosure-digest")
+
+
+def _row_mac(key: bytes, row: dict) -> str:
+    """The keyed digest of a disclosure row, every column included (recorded_at in UTC)."""
+    canonical = json.dumps({k: (v.astimezone(UTC).isoformat() if isinstance(v, datetime) else
+                                v.isoformat() if isinstance(v, date) else v)
+                            for k, v in sorted(row.items())}, sort_keys=True)
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
 def _row_digest(row: dict) -> str:
+    """The unkeyed digest of events written before digests were keyed: trusted only inside the
+    verified chain, where nobody can swap it for another."""
     canonical = json.dumps({k: (v.isoformat() if isinstance(v, date | datetime) else v)
                             for k, v in sorted(row.items()) if k != "recorded_at"}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _matches(key: bytes, row: dict, audited: dict) -> bool:
+    if "mac" in audited:
+        return hmac.compare_digest(_row_mac(key, row), str(audited["mac"]))
+    return "digest" in audited and hmac.compare_digest(_row_digest(row), str(audited["digest"]))
 
 
 def _check(register: Register, book: InstructionBook, item: Disclosure) -> Recipient:
@@ -188,24 +224,42 @@ def _check(register: Register, book: InstructionBook, item: Disclosure) -> Recip
     return recipient
 
 
-def record_disclosure(vault: Vault, register: Register, item: Disclosure, *, actor: str, at: datetime) -> Outcome:
-    """Log one disclosure once per source, after the checks; a refusal is audited, not raised."""
+def _logged(vault: Vault, source: str) -> str | None:
+    """The id of the disclosure logged from that source, if one was."""
     with vault.engine.connect() as conn:
-        existing = conn.execute(select(disclosure.c.id).where(disclosure.c.source == item.source)).scalar()
-    if existing:
+        return conn.execute(select(disclosure.c.id).where(disclosure.c.source == source)).scalar()
+
+
+def _audit_refusal(vault: Vault, register: Register, item: Disclosure, *, registered: bool, subject_id: str | None,
+                   actor: str, at: datetime) -> None:
+    """The refusal audited with the controller and the recipient only if they are known ones: the
+    audit log never holds what a batch file put in their place."""
+    recipient = item.recipient_id if any(r.id == item.recipient_id for r in register.recipients) else None
+    with vault.engine.begin() as conn:
+        vault.audit.append(conn, at=at, actor=actor, action="disclosure.refused",
+                           controller_id=item.controller_id if registered else None, subject_id=subject_id,
+                           details={"recipient": recipient, "source": _source_code(item.source)})
+
+
+def record_disclosure(vault: Vault, register: Register, item: Disclosure, *, actor: str, at: datetime,
+                      controllers: Collection[str] | None = None) -> Outcome:
+    """Log one disclosure once per source, after the checks; a refusal is audited, not raised.
+    controllers: the registered controllers, if the caller has them already."""
+    if existing := _logged(vault, item.source):
         return Outcome(item.source, existing, new=False)
     subjects: list[str] = []
+    registered = item.controller_id in (vault.controller_ids() if controllers is None else controllers)
     try:
+        if not registered:
+            raise InvalidInput("the controller is not registered in the vault")
         lookup = vault.indexer.digest("email", item.controller_id, item.email)
         subjects = vault.find_subjects(item.controller_id, "email", item.email)
         recipient = _check(register, InstructionBook.load(vault), item)
         require_unrestricted(vault, controller_id=item.controller_id, subject_ids=subjects, operation="disclosure",
                              actor=actor, at=at)
     except (Restricted, InvalidInput) as refused:
-        with vault.engine.begin() as conn:
-            vault.audit.append(conn, at=at, actor=actor, action="disclosure.refused", controller_id=item.controller_id,
-                               subject_id=subjects[0] if subjects else None,
-                               details={"recipient": item.recipient_id, "source": _source_code(item.source)})
+        _audit_refusal(vault, register, item, registered=registered, subject_id=subjects[0] if subjects else None,
+                       actor=actor, at=at)
         return Outcome(item.source, None, refusal=str(refused))
     row = {"id": new_id(), "controller_id": item.controller_id, "recipient_id": recipient.id,
            "subject_id": subjects[0] if subjects else None, "email_lookup": lookup,
@@ -218,7 +272,7 @@ def record_disclosure(vault: Vault, register: Register, item: Disclosure, *, act
         vault.audit.append(conn, at=at, actor=actor, action="disclosure.recorded", controller_id=item.controller_id,
                            subject_id=row["subject_id"], details={
                                "disclosure": row["id"], "recipient": recipient.id, "country": recipient.country,
-                               "reference": item.reference, "digest": _row_digest(row)})
+                               "reference": item.reference, "mac": _row_mac(_digest_key(vault.keyring), row)})
     return Outcome(item.source, row["id"])
 
 
@@ -249,16 +303,44 @@ def read_batch(data: bytes, name: str) -> tuple[str, list[Disclosure | InvalidIn
 
 
 def _batch_row(row: dict, name: str, line: int, digest: str) -> Disclosure | InvalidInput:
-    """The disclosure a row describes, or what is wrong with it (named by file and line)."""
+    """The disclosure a row describes, or what is wrong with it (named by file, line and column, never
+    by the value)."""
+    where = f"{name}:{line}"
+    if row.get(None):  # csv.DictReader puts the fields past the header's under None
+        return InvalidInput(f"{where}: the row has {len(row[None])} more field(s) than the header "
+                            "(a value holding a comma, not in quotes?)")
+    if any(value is None for value in row.values()):  # and gives None for the fields a short row lacks
+        return InvalidInput(f"{where}: the row has fewer fields than the header")
+    values = {column: value.strip() for column, value in row.items()}
+    if empty := [column for column in BATCH_COLUMNS if not values[column]]:
+        return InvalidInput(f"{where}: column '{empty[0]}' is empty")
     try:
-        return Disclosure(
-            controller_id=row["controller"].strip(), recipient_id=row["recipient"].strip(),
-            email=row["email"].strip(),
-            categories=tuple(c.strip() for c in row["categories"].split(";") if c.strip()),
-            legal_basis=row["legal_basis"].strip(), disclosed_on=date.fromisoformat(row["disclosed_on"].strip()),
-            reference=(row.get("reference") or "").strip() or None, source=f"file:{digest}:{line}")
-    except (ValueError, AttributeError) as exc:  # a short row gives None for its missing fields
-        return InvalidInput(f"{name}:{line}: {exc}")
+        disclosed_on = date.fromisoformat(values["disclosed_on"])
+    except ValueError:
+        return InvalidInput(f"{where}: column 'disclosed_on' is not a date written YYYY-MM-DD")
+    return Disclosure(
+        controller_id=values["controller"], recipient_id=values["recipient"], email=values["email"],
+        categories=tuple(c.strip() for c in values["categories"].split(";") if c.strip()),
+        legal_basis=values["legal_basis"], disclosed_on=disclosed_on,
+        reference=values.get("reference") or None, source=f"file:{digest}:{line}")
+
+
+def _unknown_in_batch(item: Disclosure, register: Register, controllers: Collection[str]) -> str | None:
+    """What in a batch row is not a registered controller, a registered recipient, a category the
+    register knows, a legal basis or a reference: checked before any of it is used (the controller id
+    names a folder) or quoted (the reasons name the column, never the value)."""
+    if item.controller_id not in controllers:
+        return "column 'controller': not a controller registered in the vault"
+    if not any(r.id == item.recipient_id for r in register.recipients):
+        return "column 'recipient': not a recipient in the register of recipients"
+    known = {c for r in register.recipients for receives in r.receives for c in receives.categories}
+    if not item.categories or any(c not in known for c in item.categories):
+        return "column 'categories': not data categories that the register of recipients names"
+    if item.legal_basis not in LegalBasis.__members__:
+        return f"column 'legal_basis': not one of {', '.join(LegalBasis)}"
+    if item.reference is not None and not re.match(CODE, item.reference):
+        return "column 'reference': a court order's reference is 1 to 64 letters, digits and . _ : / + -"
+    return None
 
 
 def disclosures_of(vault: Vault, controller_id: str, *, subject_ids: list[str], emails: list[str]) -> list[dict]:
@@ -274,24 +356,34 @@ def disclosures_of(vault: Vault, controller_id: str, *, subject_ids: list[str], 
     return [dict(row) for row in rows]
 
 
-def verify_disclosures(vault: Vault) -> list[str]:
-    """Problems with the disclosure log: a row whose content no longer matches what was audited
-    (edited), an audited disclosure without its row (deleted), a row never audited (inserted)."""
+def verify_audit_log(vault: Vault) -> tuple[AuditVerification, list[str]]:
+    """The audit log verified (chain, head, anchor: include/audit.py), and the problems with the
+    disclosure log checked against the disclosure events of that chain, both read in one snapshot."""
     with vault.engine.connect() as conn:
+        chain = vault.audit.verify(conn, collect=(RECORDED,))
         rows = {r["id"]: dict(r) for r in conn.execute(select(disclosure)).mappings()}
-        audited = {}
-        for seq, details in conn.execute(select(audit_event.c.seq, audit_event.c.details)
-                                         .where(audit_event.c.action == "disclosure.recorded")):
-            found = json.loads(details)
-            audited[found["disclosure"]] = (seq, found["digest"])
+    key = _digest_key(vault.keyring)
+    audited: dict[str, tuple[int, dict]] = {}
+    for seq, _action, details in chain.collected:
+        found = json.loads(details)
+        audited[str(found.get("disclosure"))] = (seq, found)
     problems = []
-    for disclosure_id, (seq, digest) in sorted(audited.items()):
+    for disclosure_id, (seq, found) in sorted(audited.items()):
         if disclosure_id not in rows:
             problems.append(f"disclosure {disclosure_id} (audit event {seq}) is missing from the log (deleted)")
-        elif _row_digest(rows[disclosure_id]) != digest:
+        elif not _matches(key, rows[disclosure_id], found):
             problems.append(f"disclosure {disclosure_id} does not match audit event {seq} (edited)")
-    problems += [f"disclosure {i} was never audited (inserted)" for i in sorted(set(rows) - set(audited))]
-    return problems
+    problems += [f"disclosure {i} has no event in the verified audit chain (inserted after the fact, or its "
+                 "event forged, moved out of the chain or edited)" for i in sorted(set(rows) - set(audited))]
+    return chain, problems
+
+
+def verify_disclosures(vault: Vault) -> list[str]:
+    """Problems with the disclosure log: a row whose content no longer matches the keyed digest its
+    audit event holds (edited), an audited disclosure without its row (deleted), a row with no event
+    in the verified chain (inserted, or its event forged). Only events of the verified chain are
+    trusted: see verify_audit_log."""
+    return verify_audit_log(vault)[1]
 
 
 @dataclass(frozen=True)
@@ -316,6 +408,7 @@ def ingest_inbox(vault: Vault, register: Register, inbox: Path, *, actor: str, a
     is not logged again); then seal the file into inbox/processed/ and remove the plain one, so the
     addresses it holds do not stay on disk. A file that cannot be read at all stays, and is named."""
     outcomes, unreadable = [], []
+    controllers = set(vault.controller_ids())
     for path in sorted(Path(inbox).glob("*.csv")):
         data = path.read_bytes()
         try:
@@ -328,17 +421,29 @@ def ingest_inbox(vault: Vault, register: Register, inbox: Path, *, actor: str, a
             if isinstance(row, InvalidInput):
                 outcome.refusals.append(Refusal(f"{path.name}", None, None, str(row)))
                 continue
-            logged = record_disclosure(vault, register, row, actor=actor, at=at)
+            line = row.source.rsplit(":", 1)[1]
+            if _logged(vault, row.source):  # from this file content before, whatever has changed since
+                outcome.already_logged += 1
+                continue
+            if unknown := _unknown_in_batch(row, register, controllers):
+                registered = row.controller_id in controllers
+                _audit_refusal(vault, register, row, registered=registered, subject_id=None, actor=actor, at=at)
+                outcome.refusals.append(Refusal(
+                    f"{path.name}:{line}", row.controller_id if registered else None,
+                    row.recipient_id if any(r.id == row.recipient_id for r in register.recipients) else None,
+                    unknown))
+                continue
+            logged = record_disclosure(vault, register, row, actor=actor, at=at, controllers=controllers)
             if logged.refusal:
-                line = row.source.rsplit(":", 1)[1]
                 outcome.refusals.append(Refusal(f"{path.name}:{line}", row.controller_id, row.recipient_id,
                                                 logged.refusal))
             elif logged.new:
                 outcome.recorded += 1
             else:
                 outcome.already_logged += 1
-        sealed, _secret = seal({path.name: data}, keyring=vault.keyring, request_id=f"disclosures-{digest[:32]}")
-        write_atomically(Path(inbox) / "processed" / f"{path.stem}-{digest[:12]}.gdprpkg", sealed, mode=0o600)
+        with vault.keystore.wrapping() as keyring:  # a key rotation waits until the file is written
+            sealed, _secret = seal({path.name: data}, keyring=keyring, request_id=f"disclosures-{digest[:32]}")
+            write_atomically(Path(inbox) / "processed" / f"{path.stem}-{digest[:12]}.gdprpkg", sealed, mode=0o600)
         path.unlink()
         outcomes.append(outcome)
     if unreadable:
@@ -346,13 +451,21 @@ def ingest_inbox(vault: Vault, register: Register, inbox: Path, *, actor: str, a
     return outcomes
 
 
-def report_refusals(outbox: Path, refusals: list[Refusal], *, at: datetime) -> list[Path]:
+def report_refusals(outbox: Path, refusals: list[Refusal], *, at: datetime,
+                    controllers: Collection[str] | None = None) -> list[Path]:
     """One report per controller of the disclosures refused (in its outbox; rows naming no controller
-    go to outbox/_unassigned): no personal values, only sources, recipients and reasons."""
+    go to outbox/_unassigned): no personal values, only sources, recipients and reasons.
+
+    A controller id names a folder only if it is one (the form of include/policies/instructions.py's
+    ids and, given controllers, one of them); any other goes to _unassigned too, without it, so no
+    report is ever written outside the outbox."""
     written = []
     by_controller: dict[str, list[Refusal]] = {}
     for refusal in refusals:
-        by_controller.setdefault(refusal.controller_id or "_unassigned", []).append(refusal)
+        folder = refusal.controller_id
+        if not (folder and re.fullmatch(CONTROLLER_ID, folder) and (controllers is None or folder in controllers)):
+            folder, refusal = "_unassigned", replace(refusal, controller_id=None)
+        by_controller.setdefault(folder, []).append(refusal)
     for controller_id, found in sorted(by_controller.items()):
         base = Path(outbox) / controller_id / f"disclosure-refusals-{at:%Y%m%dT%H%M%S}"
         write_json(base.with_suffix(".json"), [r.__dict__ for r in found])

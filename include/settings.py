@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_RECIPIENTS_FILE, DEFAULT_VAR_DIR
@@ -18,7 +18,8 @@ from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAUL
 class VaultSettings(BaseSettings):
     """Location of the vault database, the data-key store and the keyring."""
 
-    model_config = SettingsConfigDict(env_prefix="GDPR_", extra="forbid")
+    # Errors never quote what was given: the keyring secret, or a URL's password, would be in them.
+    model_config = SettingsConfigDict(env_prefix="GDPR_", extra="forbid", hide_input_in_errors=True)
 
     vault_url: str = Field(
         default=f"sqlite:///{DEFAULT_VAR_DIR / 'vault.db'}",
@@ -38,14 +39,27 @@ class VaultSettings(BaseSettings):
         description="The keyring's JSON itself (from a secrets backend); wins over keyring_path.",
     )
 
+    @field_validator("vault_url", "keystore_url")
+    @classmethod
+    def _a_database_url(cls, value: str | None, info) -> str | None:
+        from include.vault.db import parse_url  # SQLAlchemy loads only when settings are made
+
+        if value is not None:
+            parse_url(value, info.field_name)
+        return value
+
     @model_validator(mode="after")
     def _default_keystore_beside_keyring(self) -> VaultSettings:
+        from include.vault.db import same_database
+
         if self.keystore_url is None:
             self.keystore_url = f"sqlite:///{self.keyring_path.parent / 'datakeys.db'}"
-        if self.keystore_url == self.vault_url:
+        # The database each reaches, not the text: 127.0.0.1 and localhost, or a symlink and the
+        # file it names, are one database.
+        if shared := same_database(self.keystore_url, self.vault_url):
             raise ValueError(
-                "keystore_url must name a different database from vault_url: "
-                "a copy of the vault must never hold the data keys"
+                f"keystore_url must name a different database from vault_url: both reach {shared}, "
+                "and a copy of the vault must never hold the data keys"
             )
         return self
 
@@ -71,3 +85,7 @@ class WorkflowSettings(BaseSettings):
                                   description="The register of recipients (YAML).")
     disclosures_inbox: Path = Field(default=DEFAULT_VAR_DIR / "disclosures" / "inbox",
                                     description="Where other systems drop CSV files of routine disclosures.")
+    request_accountability_months: int = Field(
+        default=12, ge=1, le=120,
+        description="Months after a request closes until its key, and with it the identities it was made "
+                    "with, is destroyed (the request's record stays).")

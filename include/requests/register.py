@@ -1,24 +1,38 @@
 """The register of data subjects' requests (Art. 15-21): who asked what of which controller, when
 the clock started, when the answer is due, and how the request ended. Every change is audited.
 
-While a request is open, nothing it covers may be deleted by a scheduled purge (DPA 2018 s.173).
-The identities a request was made with are kept encrypted under the request's own key.
+While a request is open, nothing it covers may be deleted by a scheduled purge (DPA 2018 s.173):
+every vault subject its identities lead to is held, not only the one it may be found to be. The
+identities a request was made with are kept encrypted under the request's own key, which is destroyed
+once the request has been closed for the accountability period (shred_closed_requests); the
+request's record (dates, status, outcome) stays.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Table, exists, insert, select, update
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import ColumnElement, Connection, Table, exists, func, insert, or_, select, update
 
 from include.crypto.envelope import FieldCipher
-from include.errors import InvalidInput, UnknownRecord
+from include.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
 from include.identities import NORMALISERS
+from include.policies.holds import held
 from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_date
-from include.vault.schema import controller, data_subject, possible_match, request_identity, rights_request
+from include.vault.keystore import chunks
+from include.vault.schema import (
+    controller,
+    data_key,
+    data_subject,
+    possible_match,
+    request_identity,
+    request_subject,
+    rights_request,
+)
 from include.vault.store import Vault, new_id
 
 KINDS = ("access", "rectify", "erase", "restrict", "lift_restriction", "object")
@@ -28,9 +42,13 @@ CLOSED_STATUSES = ("completed", "refused")
 
 
 def under_open_request(rec: Table) -> ColumnElement[bool]:
-    """True for rows of `rec` whose data subject has an open request."""
-    return exists().where(rights_request.c.subject_id == rec.c.subject_id,
-                          rights_request.c.status.in_(OPEN_STATUSES))
+    """True for rows of `rec` whose data subject has an open request: the subject it was found to be,
+    or any subject its identities led to (request_subject)."""
+    is_open = rights_request.c.status.in_(OPEN_STATUSES)
+    # Two flat EXISTS, each correlated to `rec` directly.
+    return or_(exists().where(rights_request.c.subject_id == rec.c.subject_id, is_open),
+               exists().where(request_subject.c.subject_id == rec.c.subject_id,
+                              rights_request.c.id == request_subject.c.request_id, is_open))
 
 
 @dataclass(frozen=True)
@@ -95,8 +113,11 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
     if reference is not None and not (0 < len(reference) <= 64):
         raise InvalidInput("a request's reference is 1 to 64 characters")
     start = clock_start(received_on, identity_verified_on=identity_verified_on, fee_received_on=fee_received_on)
-    if subject_id is None:  # found at once, so that purges hold off the subject's data from now
-        subject_id = _subject_by_identities(vault, controller_id, given)
+    # Found at once, so that purges hold off their data from now: every subject the identities lead
+    # to (an email and a phone may lead to two people); the request's subject if they lead to one.
+    found = _subjects_by_identities(vault, controller_id, given)
+    if subject_id is None and len(found) == 1:
+        subject_id = found[0]
     with vault.engine.begin() as conn:
         if reference is not None and (existing := conn.execute(select(rights_request.c.id).where(
                 rights_request.c.controller_id == controller_id,
@@ -112,8 +133,9 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
             reference=reference, received_on=received_on, identity_verified_on=identity_verified_on,
             fee_received_on=fee_received_on, clock_start=start, due_on=due,
             particulars=json.dumps(dict(particulars), sort_keys=True) if particulars else None))
-        if given:
-            cipher = request_cipher(vault, request_id, at)
+        _link_subjects(conn, request_id, [*found, *([subject_id] if subject_id else [])])
+        if given:  # a new request: its key is made here (request_cipher would read it outside this transaction)
+            cipher = FieldCipher(vault.keystore.create([request_id], at)[request_id])
             conn.execute(insert(request_identity), [
                 {"request_id": request_id, "position": i, "kind": k,
                  "ciphertext": cipher.encrypt(request_id, f"{k}#{i}", v)} for i, (k, v) in enumerate(given)])
@@ -122,21 +144,49 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
                            details={"request": request_id, "kind": kind, "received_on": received_on.isoformat(),
                                     "clock_start": start.isoformat(), "due_on": due.isoformat(),
                                     "identities": sorted({k for k, _ in given}),
+                                    **({"subjects_matched": len(found)} if len(found) > 1 else {}),
                                     **({"particulars": dict(particulars)} if particulars else {})})
     return request_id
 
 
-def _subject_by_identities(vault: Vault, controller_id: str, given: Sequence[tuple[str, str]]) -> str | None:
-    """The one vault subject the identities lead to, if they lead to exactly one."""
-    found = {sid for kind, value in given if kind in ("email", "phone", "customer_number")
-             for sid in vault.find_subjects(controller_id, kind, value)}
-    return found.pop() if len(found) == 1 else None
+def _subjects_by_identities(vault: Vault, controller_id: str, given: Sequence[tuple[str, str]]) -> list[str]:
+    """Every vault subject the identities lead to, by id."""
+    return sorted({sid for kind, value in given if kind in ("email", "phone", "customer_number")
+                   for sid in vault.find_subjects(controller_id, kind, value)})
+
+
+def _link_subjects(conn: Connection, request_id: str, subject_ids: Sequence[str]) -> None:
+    """Record that the request covers the subjects (those not recorded yet)."""
+    wanted = sorted(set(subject_ids))
+    if not wanted:
+        return
+    linked = set(conn.execute(select(request_subject.c.subject_id).where(
+        request_subject.c.request_id == request_id)).scalars())
+    if rows := [{"request_id": request_id, "subject_id": sid} for sid in wanted if sid not in linked]:
+        conn.execute(insert(request_subject), rows)
+
+
+def request_subjects(vault: Vault, request_id: str) -> list[str]:
+    """The vault subjects the request covers: those its identities led to and the one it was found to be."""
+    with vault.engine.connect() as conn:
+        linked = set(conn.execute(select(request_subject.c.subject_id).where(
+            request_subject.c.request_id == request_id)).scalars())
+        own = conn.execute(select(rights_request.c.subject_id).where(rights_request.c.id == request_id)).scalar()
+    return sorted(linked | ({own} if own else set()))
 
 
 def request_cipher(vault: Vault, request_id: str, at: datetime) -> FieldCipher:
-    """The cipher of the request's own key (made on first use), for its identities and work files."""
+    """The cipher of the request's own key (made on first use), for its identities and work files.
+
+    A closed request gets no new key: its identities were destroyed with its key at the end of the
+    accountability period, or it never had any."""
     if key := vault.keystore.fetch([request_id]).get(request_id):
         return FieldCipher(key)
+    with vault.engine.connect() as conn:
+        status = conn.execute(select(rights_request.c.status).where(rights_request.c.id == request_id)).scalar()
+    if status in CLOSED_STATUSES:
+        raise DataKeyDestroyed(f"request {request_id} is {status} and its key is destroyed: "
+                               "its identities and work files can no longer be read")
     return FieldCipher(vault.keystore.create([request_id], at)[request_id])
 
 
@@ -270,6 +320,75 @@ def close_request(vault: Vault, request_id: str, *, status: str, actor: str, at:
         complete_request(vault, request_id, package=None, actor=actor, at=at)
     else:
         refuse_request(vault, request_id, reason="closed without an answer", actor=actor, at=at)
+
+
+# -- the end of the accountability period -----------------------------------------------------------
+
+@dataclass
+class ShredReport:
+    as_of: str
+    dry_run: bool
+    months: int
+    cutoff: str
+    requests: int = 0  # requests whose identities went in this run
+    keys_destroyed: int = 0
+    kept_by_legal_hold: int = 0
+    request_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Counts and opaque ids only: safe for XCom and logs."""
+        return {"as_of": self.as_of, "dry_run": self.dry_run, "months": self.months, "cutoff": self.cutoff,
+                "requests": self.requests, "keys_destroyed": self.keys_destroyed,
+                "kept_by_legal_hold": self.kept_by_legal_hold, "request_ids": self.request_ids[:1000]}
+
+
+def shred_closed_requests(vault: Vault, *, as_of: datetime, months: int, actor: str,
+                          dry_run: bool = False) -> ShredReport:
+    """Destroy the key, and delete the encrypted identities, of every request closed at least `months`
+    months before as_of (the accountability period), except while a legal hold covers its controller
+    or subject. The request's record (dates, status, outcome, its subjects' opaque ids) stays, and so
+    does the audit trail; each request shredded is audited as request.identities_shredded.
+    Idempotent: a run killed between the audit and the keys' destruction is finished by the next one
+    (which audits those requests again). A dry run counts what would go and changes nothing."""
+    if not isinstance(as_of, datetime) or as_of.tzinfo is None:
+        raise InvalidInput("as_of must be a time with its zone (UTC)")
+    if not isinstance(months, int) or isinstance(months, bool) or months < 1:
+        raise InvalidInput(f"the accountability period is a whole number of months, at least 1, got {months!r}")
+    cutoff = as_of - relativedelta(months=months)
+    report = ShredReport(as_of.isoformat(), dry_run, months, cutoff.isoformat())
+    closed = (rights_request.c.status.in_(CLOSED_STATUSES), rights_request.c.closed_at.is_not(None),
+              rights_request.c.closed_at <= cutoff)
+    with vault.engine.connect() as conn:
+        rows = conn.execute(select(rights_request.c.id, rights_request.c.controller_id, rights_request.c.subject_id,
+                                   rights_request.c.closed_at).where(*closed, ~held(rights_request, as_of))
+                            .order_by(rights_request.c.closed_at, rights_request.c.id)).all()
+        # Those a hold keeps, whose identities are still there (a hold placed after the shredding keeps nothing).
+        report.kept_by_legal_hold = conn.execute(select(func.count()).select_from(rights_request).where(
+            *closed, held(rights_request, as_of),
+            exists().where(request_identity.c.request_id == rights_request.c.id))).scalar_one()
+    for part in chunks(rows):
+        ids = [row.id for row in part]
+        with vault.engine.connect() as conn:
+            with_identities = set(conn.execute(select(request_identity.c.request_id).distinct().where(
+                request_identity.c.request_id.in_(ids))).scalars())
+        with vault.keystore.engine.connect() as conn:
+            with_key = set(conn.execute(select(data_key.c.subject_id).where(data_key.c.subject_id.in_(ids))).scalars())
+        due = [row for row in part if row.id in with_identities or row.id in with_key]
+        if not due or dry_run:
+            report.requests += len(due)
+            report.request_ids += [row.id for row in due]
+            continue
+        with vault.engine.begin() as conn:  # audited before the keys go: a crash leaves them for the next run
+            for row in due:
+                conn.execute(request_identity.delete().where(request_identity.c.request_id == row.id))
+                vault.audit.append(conn, at=as_of, actor=actor, action="request.identities_shredded",
+                                   controller_id=row.controller_id, subject_id=row.subject_id,
+                                   details={"request": row.id, "closed_on": row.closed_at.date().isoformat(),
+                                            "accountability_months": months})
+        report.keys_destroyed += vault.shred([row.id for row in due])
+        report.requests += len(due)
+        report.request_ids += [row.id for row in due]
+    return report
 
 
 def record_possible_matches(vault: Vault, request_id: str, store: str, matches: Sequence, *, at: datetime) -> int:

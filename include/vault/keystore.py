@@ -12,16 +12,18 @@ from dataclasses import replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from include.crypto.envelope import new_data_key, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring
 from include.vault.db import insert_rows
-from include.vault.schema import data_key, key_store_meta, keystore_metadata
+from include.vault.schema import audit_anchor, data_key, key_store_meta, keystore_metadata
 
 # Bound parameters per statement stay well under every backend's limit (SQLite 32,766; PostgreSQL 65,535).
 CHUNK = 5000
 ACTIVE_KEK = "active_kek"
+ANCHOR_ID = 1
 
 
 def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -142,3 +144,28 @@ class KeyStore:
     def kek_versions_in_use(self) -> set[int]:
         with self.engine.connect() as conn:
             return set(conn.execute(select(data_key.c.kek_version).distinct()).scalars())
+
+    # -- the audit anchor: the vault's audit head, kept here too (include/audit.py computes its MAC) --
+
+    def audit_anchor(self) -> Row | None:
+        """The anchored head (seq, hash, mac), or None if there is none."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(audit_anchor.c.seq, audit_anchor.c.hash, audit_anchor.c.mac)
+                                .where(audit_anchor.c.id == ANCHOR_ID)).first()
+
+    def raise_audit_anchor(self, seq: int, hash_: str, mac: str) -> bool:
+        """Move the anchor up to event seq, or create it; never down, nor to another hash at the same
+        seq (concurrent writers commit in any order). True if it was written."""
+        for _attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.execute(update(audit_anchor).where(audit_anchor.c.id == ANCHOR_ID, audit_anchor.c.seq < seq)
+                                    .values(seq=seq, hash=hash_, mac=mac)).rowcount:
+                        return True
+                    if conn.execute(select(audit_anchor.c.id).where(audit_anchor.c.id == ANCHOR_ID)).first():
+                        return False
+                    conn.execute(insert(audit_anchor).values(id=ANCHOR_ID, seq=seq, hash=hash_, mac=mac))
+                    return True
+            except IntegrityError:  # another writer created it first: compare with theirs
+                continue
+        return False

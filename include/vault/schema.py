@@ -228,6 +228,15 @@ request_identity = Table(
     sqlite_with_rowid=False,
 )
 
+# Every vault subject a request's identities led to when it arrived (an email and a phone may lead to
+# two people): purges hold off all of them while the request is open (DPA 2018 s.173).
+request_subject = Table(
+    "request_subject", vault_metadata,
+    Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
+    Column("subject_id", ID, primary_key=True, index=True),
+    sqlite_with_rowid=False,
+)
+
 # Rows a request's search held back for staff to decide (a value another owner holds too, a row
 # another owner owns): where they are and why, never their contents.
 possible_match = Table(
@@ -280,4 +289,15 @@ data_key = Table(
     Column("wrapped", LargeBinary(length=255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     sqlite_with_rowid=False,
+)
+
+# The audit chain's head as the vault last committed it (include/audit.py), MAC'd, in the key store so
+# that it is not in the vault: a vault whose newest events were deleted and an older head row put
+# back, or that was restored from a backup, names an earlier head than this one.
+audit_anchor = Table(
+    "audit_anchor", keystore_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("mac", String(64), nullable=False),
 )

@@ -155,7 +155,7 @@ class Vault:
         self.keystore = keystore
         self.keyring = keyring
         self.location = location
-        self.audit = AuditLog(keyring)
+        self.audit = AuditLog(keyring, anchor=keystore)  # the anchor is kept in the key store
         self.indexer = BlindIndexer(keyring)
         self._ciphers: dict[str, FieldCipher] = {}
 
@@ -337,6 +337,8 @@ class Vault:
             pending = (list(conn.execute(query).scalars()) if subject_ids is None else
                        [sid for part in chunks(list(subject_ids)) for sid in conn.execute(
                            query.where(key_to_destroy.c.subject_id.in_(part))).scalars()])
+        if not pending:
+            return 0
         destroyed = self.shred(pending)
         with self.engine.begin() as conn:
             for part in chunks(pending):

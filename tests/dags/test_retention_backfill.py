@@ -74,4 +74,5 @@ def test_a_backfill_gives_the_same_result_as_the_days_run_in_order(dagbag, tmp_p
     assert totals[DAYS[1].date()] == 0 and totals[DAYS[2].date()] > 0
     assert invoice_state(backfilled) == invoice_state(in_order)
     with Vault.open(backfilled) as vault:
-        assert vault.audit.verify(vault.engine.connect()).ok
+        with vault.engine.connect() as conn:
+            assert vault.audit.verify(conn).ok

@@ -78,7 +78,8 @@ def test_accounting_retention_end_to_end(dagbag, demo_vault, vault_connection, w
             old = conn.execute(sa.select(sa.func.count()).select_from(record).where(
                 record.c.category == "invoice", record.c.relates_to <= date(2019, 3, 31))).scalar_one()
         assert old == 1
-        assert vault.audit.verify(vault.engine.connect()).ok
+        with vault.engine.connect() as conn:
+            assert vault.audit.verify(conn).ok
 
     report = xcom_value(done.run_id, "accounting_retention", "write_retention_report")
     html = Path(report["html"]).read_text()

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from include.errors import AuditError
-from include.vault.schema import audit_event
+from include.vault.schema import audit_event, audit_head
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -74,3 +74,184 @@ def test_recomputed_plain_hash_does_not_pass(logged):
 def test_plain_text_is_refused_in_details(vault, details):
     with vault.engine.begin() as conn, pytest.raises(AuditError, match="audit detail"):
         vault.audit.append(conn, at=T0, actor="t", action="a", details=details)
+
+
+# -- `gdpr-admin audit verify` against tampering that the chain and the head row alone let through ---------------
+
+
+@pytest.fixture
+def audit_verify(vault_settings, monkeypatch, capsys):
+    """Runs `gdpr-admin audit verify` on the test vault: (exit status, what it printed)."""
+    monkeypatch.setenv("GDPR_VAULT_URL", vault_settings.vault_url)
+    monkeypatch.setenv("GDPR_KEYSTORE_URL", vault_settings.keystore_url)
+    monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
+
+    def run() -> tuple[int, str]:
+        from include.cli import main
+
+        capsys.readouterr()
+        status = main(["audit", "verify"])
+        printed = capsys.readouterr()
+        return status, printed.out + printed.err
+    return run
+
+
+@pytest.fixture
+def backups(vault):
+    """Six events, one commit each; after each commit, a copy of the head row (a backup's)."""
+    heads = {}
+    for i in range(6):
+        with vault.engine.begin() as conn:
+            vault.audit.append(conn, at=T0 + timedelta(seconds=i), actor="test", action="thing.done",
+                               controller_id="acme", subject_id=f"{i:032x}", details={"n": i})
+        with vault.engine.connect() as conn:
+            heads[i + 1] = conn.execute(sa.select(audit_head)).one()._asdict()
+    return heads
+
+
+def put_back(vault, head: dict) -> None:
+    with vault.engine.begin() as conn:
+        conn.execute(sa.update(audit_head).values(seq=head["seq"], hash=head["hash"], mac=head["mac"]))
+
+
+def test_the_cli_finds_an_intact_log_intact(backups, audit_verify):
+    status, printed = audit_verify()
+    assert status == 0 and "audit log intact: 6 events" in printed
+
+
+def test_the_cli_reports_a_tail_truncated_with_an_old_head_put_back(vault, backups, audit_verify):
+    with vault.engine.begin() as conn:
+        conn.execute(sa.delete(audit_event).where(audit_event.c.seq > 3))
+    put_back(vault, backups[3])
+    status, printed = audit_verify()
+    assert status == 1 and "events 4..6 are missing (deleted)" in printed
+    assert not verify(vault).ok
+
+
+@pytest.mark.parametrize("seq", [1, 3, 6])
+def test_the_cli_reports_a_deleted_event(vault, backups, audit_verify, seq):
+    with vault.engine.begin() as conn:
+        conn.execute(sa.delete(audit_event).where(audit_event.c.seq == seq))
+    if seq == 6:  # the newest: the head row before it put back, from a backup
+        put_back(vault, backups[5])
+    status, printed = audit_verify()
+    assert status == 1 and f"event {seq} is missing (deleted)" in printed
+
+
+@pytest.mark.parametrize("seq", [-1, 0])
+def test_the_cli_reports_a_forged_event_with_a_sequence_outside_the_chain(vault, backups, audit_verify, seq):
+    with vault.engine.begin() as conn:
+        copied = conn.execute(sa.select(audit_event).where(audit_event.c.seq == 3)).one()._asdict()
+        conn.execute(sa.insert(audit_event).values({**copied, "seq": seq}))
+    status, printed = audit_verify()
+    assert status == 1 and f"event {seq}: its sequence is outside the chain" in printed
+    assert not verify(vault).ok
+
+
+# -- the anchor in the key store: current after each commit, never ahead, kept as evidence --------------------------
+
+
+def anchored(vault) -> int:
+    return vault.keystore.audit_anchor().seq
+
+
+def append(vault, n: int = 0) -> int:
+    with vault.engine.begin() as conn:
+        return vault.audit.append(conn, at=T0, actor="test", action="thing.done", details={"n": n})
+
+
+def test_the_anchor_follows_each_commit_and_never_a_rollback(vault):
+    assert anchored(vault) == 0
+    with vault.engine.begin() as conn:
+        for i in range(3):
+            vault.audit.append(conn, at=T0, actor="test", action="thing.done", details={"n": i})
+        assert anchored(vault) == 0  # not before the vault has committed
+    assert anchored(vault) == 3
+    with pytest.raises(RuntimeError), vault.engine.begin() as conn:
+        vault.audit.append(conn, at=T0, actor="test", action="thing.done")
+        raise RuntimeError("the action failed after its event was appended")
+    assert anchored(vault) == 3 and verify(vault).ok
+    with vault.engine.connect() as conn:  # commit as you go
+        vault.audit.append(conn, at=T0, actor="test", action="thing.done")
+        conn.rollback()
+        vault.audit.append(conn, at=T0, actor="test", action="thing.done")
+        conn.commit()
+    assert anchored(vault) == 4 and verify(vault).ok
+
+
+def test_an_anchor_left_behind_by_a_crash_is_tolerated_and_caught_up(vault, monkeypatch, caplog):
+    from include.vault.keystore import KeyStore
+
+    append(vault)
+    real = KeyStore.raise_audit_anchor
+
+    def lost(self, *args):
+        raise ConnectionError("the worker died between the vault's commit and the anchor's write")
+    monkeypatch.setattr(KeyStore, "raise_audit_anchor", lost)
+    assert append(vault) == 2  # the vault's commit stands; the caller sees no failure
+    assert "audit anchor not moved up to event 2" in caplog.text
+    monkeypatch.setattr(KeyStore, "raise_audit_anchor", real)
+    assert anchored(vault) == 1
+    assert verify(vault).ok and anchored(vault) == 2  # behind is accepted; a clean verification catches up
+    monkeypatch.setattr(KeyStore, "raise_audit_anchor", lost)
+    append(vault)
+    monkeypatch.setattr(KeyStore, "raise_audit_anchor", real)
+    append(vault)  # the next commit catches up too
+    assert anchored(vault) == 4 and verify(vault).ok
+
+
+def test_after_a_rollback_the_anchor_keeps_the_evidence(vault, backups, audit_verify):
+    with vault.engine.begin() as conn:
+        conn.execute(sa.delete(audit_event).where(audit_event.c.seq > 2))
+    put_back(vault, backups[2])
+    for i in range(6):  # the workflows go on: the vault's chain passes the anchored sequence again
+        append(vault, 100 + i)
+    assert anchored(vault) == 6
+    result = verify(vault)
+    assert any("event 6 is not the event the key store anchors" in p for p in result.problems)
+    assert audit_verify()[0] == 1 and anchored(vault) == 6
+
+
+def test_an_altered_or_missing_anchor_is_reported(vault, backups, vault_settings, audit_verify):
+    from include.vault.schema import audit_anchor
+    from include.vault.store import Vault
+
+    with vault.keystore.engine.begin() as conn:
+        conn.execute(sa.update(audit_anchor).values(seq=2))
+    assert "the audit anchor in the key store was altered" in verify(vault).problems
+    with vault.keystore.engine.begin() as conn:
+        conn.execute(sa.delete(audit_anchor))
+    assert audit_verify()[0] == 1 and any("holds no audit anchor" in p for p in verify(vault).problems)
+    Vault.open(vault_settings, create=True).dispose()  # `vault init` anchors the log as it stands
+    assert verify(vault).ok and anchored(vault) == 6
+
+
+def test_concurrent_appends_keep_the_anchor_at_the_head_and_verifications_clean(vault):
+    import threading
+
+    failures: list = []
+    done = threading.Event()
+
+    def writer(w):
+        try:
+            for i in range(8):
+                append(vault, w * 100 + i)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    def verifier():
+        while not done.is_set():
+            if problems := verify(vault).problems:
+                failures.append(problems)
+
+    writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    checking = threading.Thread(target=verifier)
+    checking.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    checking.join()
+    assert failures == []
+    assert anchored(vault) == 32 and verify(vault).ok

@@ -4,9 +4,10 @@ files, the processor's records (Art. 30(2)), and the recipients in packages and 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,14 @@ import sqlalchemy as sa
 
 from include.demo import demo_people
 from include.demo_shop import SHOP_CONTROLLER
-from include.disclosures import Disclosure, ingest_inbox, load_register, record_disclosure, verify_disclosures
+from include.disclosures import (
+    Disclosure,
+    ingest_inbox,
+    load_register,
+    record_disclosure,
+    report_refusals,
+    verify_disclosures,
+)
 from include.errors import InvalidInput
 from include.paths import DEFAULT_RECIPIENTS_FILE
 from include.policies.instructions import load_instruction_dir
@@ -122,7 +130,8 @@ def test_a_batch_file_dropped_twice_is_logged_once_and_sealed_away(demo_vault, v
     assert (first.recorded, first.already_logged) == (2, 0)
     reasons = {r.source: r.reason for r in first.refusals}
     assert "transfer refused" in reasons["daily-2026-11-03.csv:4"]
-    assert "daily-2026-11-03.csv:5: Invalid isoformat string" in reasons["daily-2026-11-03.csv"]
+    assert reasons["daily-2026-11-03.csv"] == ("daily-2026-11-03.csv:5: column 'disclosed_on' is not a date written "
+                                               "YYYY-MM-DD")  # never the cell's value
     assert not (inbox / "daily-2026-11-03.csv").exists()
     [sealed] = (inbox / "processed").glob("daily-2026-11-03-*.gdprpkg")
     assert open_sealed(sealed.read_bytes(), keyring=vault.keyring) == {"daily-2026-11-03.csv": text.encode()}
@@ -218,3 +227,166 @@ def test_a_disclosure_appears_in_the_access_package_and_the_erasure_confirmation
     summary = json.loads(Path(confirmed["confirmation"]).with_suffix(".json").read_text())
     assert [r["recipient"] for r in summary["recipients"]] == [
         "HM Courts & Tribunals Service (courts of England and Wales)"]
+
+
+# -- tampering with the disclosure log, as `gdpr-admin audit verify` sees it --------------------------------------
+
+
+@pytest.fixture
+def audit_verify(vault_settings, monkeypatch, capsys):
+    """Runs `gdpr-admin audit verify` on the test vault: (exit status, what it printed)."""
+    monkeypatch.setenv("GDPR_VAULT_URL", vault_settings.vault_url)
+    monkeypatch.setenv("GDPR_KEYSTORE_URL", vault_settings.keystore_url)
+    monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
+
+    def run() -> tuple[int, str]:
+        from include.cli import main
+
+        capsys.readouterr()
+        status = main(["audit", "verify"])
+        printed = capsys.readouterr()
+        return status, printed.out + printed.err
+    return run
+
+
+def plain_digest(row: dict) -> str:
+    """An unkeyed digest of a disclosure row, as anyone who can read the row can compute it."""
+    canonical = json.dumps({k: (v.isoformat() if isinstance(v, date | datetime) else v)
+                            for k, v in sorted(row.items()) if k != "recorded_at"}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def forge_event(conn, seq: int, like: dict, **details) -> None:
+    """An audit event outside the chain, copied from a real one, with its details changed."""
+    conn.execute(sa.insert(audit_event).values({**like, "seq": seq,
+                                                "details": json.dumps({**json.loads(like["details"]), **details})}))
+
+
+@pytest.mark.parametrize("edit", ["digest forged outside the chain", "recorded_at backdated"])
+def test_the_cli_reports_an_edited_disclosure(demo_vault, vault, audit_verify, edit):
+    logged = record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT).disclosure_id
+    assert audit_verify()[0] == 0
+    with vault.engine.begin() as conn:
+        if edit == "recorded_at backdated":
+            conn.execute(sa.update(disclosure).where(disclosure.c.id == logged).values(
+                recorded_at=AT - timedelta(days=40)))
+        else:
+            conn.execute(sa.update(disclosure).where(disclosure.c.id == logged).values(categories="client"))
+            row = conn.execute(sa.select(disclosure).where(disclosure.c.id == logged)).mappings().one()
+            real = conn.execute(sa.select(audit_event).where(audit_event.c.action == "disclosure.recorded")).one()
+            forge_event(conn, -1, real._asdict(), digest=plain_digest(dict(row)))
+    status, printed = audit_verify()
+    assert status == 1 and f"disclosure {logged} does not match audit event" in printed
+
+
+def test_a_digest_from_an_event_outside_the_verified_chain_is_not_trusted(demo_vault, vault):
+    email = client_in_both()
+    genuine = record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT).disclosure_id
+    moved = record_disclosure(vault, REGISTER, court_order(email, source="form:test-2"), actor="test",
+                              at=AT).disclosure_id
+    made_up = "f" * 32
+    with vault.engine.begin() as conn:
+        # A genuine event moved out of the chain: its digest is right, but it is no longer in the chain.
+        conn.execute(sa.update(audit_event).where(audit_event.c.details.contains(moved)).values(seq=-5))
+        # A disclosure that was never made, with an event outside the chain carrying its row's digest.
+        row = dict(conn.execute(sa.select(disclosure).where(disclosure.c.id == genuine)).mappings().one())
+        row.update(id=made_up, source="form:made-up", reference="CO/2026/9999")
+        conn.execute(sa.insert(disclosure).values(row))
+        real = conn.execute(sa.select(audit_event).where(audit_event.c.details.contains(genuine))).one()._asdict()
+        forge_event(conn, -6, real, disclosure=made_up, digest=plain_digest(row))
+    problems = verify_disclosures(vault)
+    assert any(f"disclosure {moved} " in p for p in problems)
+    assert any(f"disclosure {made_up} " in p for p in problems)
+    assert not any(f"disclosure {genuine} " in p for p in problems)
+
+
+def test_a_disclosure_audited_before_digests_were_keyed_still_verifies(demo_vault, vault):
+    logged = record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT).disclosure_id
+    with vault.engine.begin() as conn:  # one logged as before: its event, in the chain, holds a plain digest
+        row = dict(conn.execute(sa.select(disclosure).where(disclosure.c.id == logged)).mappings().one())
+        row.update(id="e" * 32, source="form:before-keyed-digests")
+        conn.execute(sa.insert(disclosure).values(row))
+        vault.audit.append(conn, at=AT, actor="test", action="disclosure.recorded", controller_id=SHOP_CONTROLLER,
+                           details={"disclosure": row["id"], "recipient": "hmcts", "country": "GB",
+                                    "reference": row["reference"], "digest": plain_digest(row)})
+    assert verify_disclosures(vault) == []
+    with vault.engine.begin() as conn:
+        conn.execute(sa.update(disclosure).where(disclosure.c.id == row["id"]).values(categories="client"))
+    assert verify_disclosures(vault) == [
+        f"disclosure {row['id']} does not match audit event {audit_seq(vault, row['id'])} (edited)"]
+
+
+def audit_seq(vault, disclosure_id: str) -> int:
+    with vault.engine.connect() as conn:
+        return conn.execute(sa.select(audit_event.c.seq)
+                            .where(audit_event.c.details.contains(disclosure_id))).scalar_one()
+
+
+# -- batch files: a controller id is never a path, a cell's value is never in a report -----------------------------
+
+
+HEADER = "controller,recipient,email,categories,legal_basis,disclosed_on,reference\n"
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_unregistered_controller_in_a_batch_is_refused_and_no_path_is_built_from_it(demo_vault, vault, tmp_path):
+    email = client_in_both()
+    elsewhere = tmp_path / "elsewhere"
+    inbox, outbox = tmp_path / "inbox", tmp_path / "a" / "b" / "c" / "outbox"
+    inbox.mkdir()
+    (inbox / "batch.csv").write_text(HEADER + "".join(
+        f"{controller},xero,{email},client,contract,2026-11-02,\n"
+        for controller in ("../../../x", "..", str(elsewhere), "nobody")))
+    [outcome] = ingest_inbox(vault, REGISTER, inbox, actor="test", at=AT)
+    before = files_under(tmp_path)
+    written = report_refusals(outbox, outcome.refusals, at=AT)
+    assert {p.resolve() for p in files_under(tmp_path) - before} <= {p.resolve() for p in files_under(outbox)}
+    assert not elsewhere.exists() and not (tmp_path / "a" / "x").exists()
+    assert written and all(p.resolve().is_relative_to((outbox / "_unassigned").resolve()) for p in written)
+    assert outcome.recorded == 0 and len(outcome.refusals) == 4
+    for refusal in outcome.refusals:
+        assert refusal.controller_id is None
+        assert "column 'controller': not a controller registered in the vault" in refusal.reason
+    with vault.engine.connect() as conn:
+        controllers = conn.execute(sa.select(audit_event.c.controller_id)
+                                   .where(audit_event.c.action == "disclosure.refused")).scalars().all()
+    assert set(controllers) <= {None}
+
+
+def test_refusal_reports_and_errors_never_hold_a_cells_value(demo_vault, vault, tmp_path):
+    email = client_in_both()
+    values = {"disclosed_on": "Jane Doe 12 Acacia Ave", "recipient": "Joe Bloggs", "controller": "Ann Other",
+              "categories": "Mary Smith", "legal_basis": "Bob Jones", "reference": "Sam Brown 4 Elm St",
+              "email": "Kim Green 9 Oak Rd", "extra": "Lee White 7 Ash Way"}
+    good = {"controller": SHOP_CONTROLLER, "recipient": "xero", "email": email, "categories": "client",
+            "legal_basis": "contract", "disclosed_on": "2026-11-02", "reference": ""}
+    columns = list(good)
+    lines = [",".join(values[c] if c == column else good[c] for c in columns) for column in columns]
+    lines.append(",".join(good.values()) + f",{values['extra']}")  # a field more than the header has
+    lines.append(f"{SHOP_CONTROLLER},{values['categories']}")  # a short row
+    inbox, headless, outbox = tmp_path / "inbox", tmp_path / "headless", tmp_path / "outbox"
+    inbox.mkdir()
+    headless.mkdir()
+    (inbox / "batch.csv").write_text(HEADER + "\n".join(lines) + "\n")
+    (headless / "no-header.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput) as unreadable:
+        ingest_inbox(vault, REGISTER, headless, actor="test", at=AT)
+    assert "no-header.csv:1: missing column" in str(unreadable.value)
+    [outcome] = ingest_inbox(vault, REGISTER, inbox, actor="test", at=AT)
+    assert outcome.recorded == 0 and len(outcome.refusals) == len(lines)
+    reasons = " | ".join(r.reason for r in outcome.refusals)
+    for column in ("disclosed_on", "recipient", "controller", "categories", "legal_basis", "reference"):
+        assert f"column '{column}'" in reasons
+    assert "email is not a valid address" in reasons and "more field(s) than the header" in reasons
+    written = report_refusals(outbox, outcome.refusals, at=AT)
+    with vault.engine.connect() as conn:
+        audited = conn.execute(sa.select(audit_event.c.details)).scalars().all()
+    told = [str(unreadable.value), reasons, repr(outcome.refusals), *audited,
+            *(p.read_text() for p in written)]
+    for value in values.values():
+        for word in value.split():
+            if len(word) > 2 and not word.isdigit():
+                assert not any(word in text for text in told), f"{word!r} from a cell was copied"

@@ -14,15 +14,15 @@ if TYPE_CHECKING:
 
 
 class VerifyAuditLogOperator(BaseVaultOperator):
-    """Fails when any audit event was edited, deleted or reordered, or a logged disclosure no longer
-    matches its audit event."""
+    """Fails when any audit event was edited, deleted or reordered, an event lies outside the chain,
+    the newest events were cut off (the head no longer reaches the anchor in the key store), or a
+    logged disclosure no longer matches its audit event in the chain."""
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.disclosures import verify_disclosures
+        from include.disclosures import verify_audit_log
 
-        with vault.engine.connect() as conn:
-            result = vault.audit.verify(conn)
-        if problems := result.problems + verify_disclosures(vault):
+        result, disclosure_problems = verify_audit_log(vault)
+        if problems := result.problems + disclosure_problems:
             raise AuditError(f"audit log broken in {len(problems)} place(s): " + "; ".join(problems[:20]))
         self.log.info("Audit log intact: %d events", result.events)
         return {"events": result.events}

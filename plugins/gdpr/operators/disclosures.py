@@ -47,7 +47,8 @@ class RecordDisclosureOperator(BaseVaultOperator):
                                     at=datetime.now(UTC))
         if outcome.refusal:
             report_refusals(workflow.outbox_dir, [Refusal(f"form, run {run_id}", item.controller_id,
-                                                          item.recipient_id, outcome.refusal)], at=datetime.now(UTC))
+                                                          item.recipient_id, outcome.refusal)], at=datetime.now(UTC),
+                            controllers=vault.controller_ids())
             raise Restricted(outcome.refusal)
         self.log.info("Disclosure %s to %s logged%s", outcome.disclosure_id, item.recipient_id,
                       "" if outcome.new else " before (this run had logged it)")
@@ -66,7 +67,8 @@ class IngestDisclosuresOperator(BaseVaultOperator):
         outcomes = ingest_inbox(vault, load_register(workflow.recipients_file).content, workflow.disclosures_inbox,
                                 actor=self.actor, at=datetime.now(UTC))
         refusals = [refusal for outcome in outcomes for refusal in outcome.refusals]
-        reports = report_refusals(workflow.outbox_dir, refusals, at=datetime.now(UTC)) if refusals else []
+        reports = (report_refusals(workflow.outbox_dir, refusals, at=datetime.now(UTC),
+                                   controllers=vault.controller_ids()) if refusals else [])
         for outcome in outcomes:
             self.log.info("%s: %d logged, %d logged before, %d refused", outcome.file, outcome.recorded,
                           outcome.already_logged, len(outcome.refusals))

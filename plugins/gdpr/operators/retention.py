@@ -163,3 +163,37 @@ class ServerLogRetentionOperator(BaseVaultOperator):
                           report.action, report.cutoff, report.rule, location["lines_changed"],
                           location["files_rewritten"], location["files"])
         return report.summary()
+
+
+class ShredClosedRequestsOperator(BaseVaultOperator):
+    """Destroys the key of each request closed longer ago than the accountability period, as of the
+    run's date: the identities it was made with, and its work files, can no longer be read; its record
+    (dates, status, outcome) stays. Each request is audited (request.identities_shredded).
+
+    :param months: the accountability period; default GDPR_REQUEST_ACCOUNTABILITY_MONTHS (12).
+    :param dry_run: count what would go, change nothing.
+    """
+
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "months", "dry_run")
+
+    def __init__(self, *, months: int | str | None = None, dry_run: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.months = months
+        self.dry_run = dry_run
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> dict:
+        from include.requests.register import shred_closed_requests
+        from include.settings import WorkflowSettings
+
+        months = WorkflowSettings().request_accountability_months if self.months in (None, "") else self.months
+        try:
+            months = int(months)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"months must be a whole number of months, got {self.months!r}") from None
+        report = shred_closed_requests(vault, as_of=run_date(context), months=months, actor=self.actor,
+                                       dry_run=_check_flag("dry_run", self.dry_run))
+        self.log.info("Requests closed by %s (%d months before the run): %s the identities of %d, %d key(s) "
+                      "destroyed; %d kept by a legal hold", report.cutoff, months,
+                      "would destroy" if report.dry_run else "destroyed", report.requests, report.keys_destroyed,
+                      report.kept_by_legal_hold)
+        return report.summary()
