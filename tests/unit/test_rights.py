@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from include.datamap.model import load_data_map
 from include.demo_shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
 from include.errors import InvalidInput, Restricted
+from include.enquiries import purge_closed_enquiries
 from include.marketing import export_mailing_list, is_suppressed, subscribe
 from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
 from include.policies.instructions import InstructionBook
@@ -27,6 +28,7 @@ from include.stores.identities import IdentitySet
 from include.stores.sql import SqlStore
 from include.stores.vault import retained_subject_id
 from include.vault.schema import audit_event, data_subject, record
+from include.vault.store import NewRecord
 from tests.helpers import client_in_both
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
@@ -244,3 +246,19 @@ def test_unknown_rights_and_uncovered_categories_are_refused(stores, shop, tmp_p
                                            "covering category 'shop_gift_message'"):
         SqlStore(load_data_map(uncovered), shop).plan_erasure(IdentitySet.given([("email", client_in_both())]),
                                                               acting(vault))
+
+
+def test_a_new_enquiry_after_an_erasure_that_kept_records_starts_a_new_subject_the_purge_can_take(stores, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    exercise(stores, tmp_path, "erase", email, reference="N-1")
+    kept_by = retained_subject_id(subject)
+    assert vault.find_subjects(SHOP_CONTROLLER, "email", email) == [kept_by]  # the invoices kept, restricted
+
+    [enquiry] = vault.add_records([NewRecord(SHOP_CONTROLLER, "enquiry", "answering the enquiry", "web form",
+                                             {"email": email}, outcome="declined", outcome_at=AT)], actor="test")
+    new = vault.read_record(enquiry).subject_id
+    assert new not in (subject, kept_by) and not restricted_subjects(vault, [new])
+    purge_closed_enquiries(vault, now=AT + timedelta(days=1), actor="test")
+    assert vault.find_subjects(SHOP_CONTROLLER, "email", email) == [kept_by]  # the new one purged, the kept stay
+    assert vault.keystore.fetch([new]) == {} and vault.keystore.fetch([kept_by])
