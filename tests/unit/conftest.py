@@ -26,3 +26,20 @@ def stores(demo_vault, shop, tmp_path) -> Stores:
     seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
     return Stores(demo_vault, SHOP_CONTROLLER, load_data_maps(DEFAULT_DATAMAPS_DIR),
                   lambda conn_id: {SHOP_CONNECTION: shop}[conn_id], tmp_path / "logs")
+
+
+@pytest.fixture
+def audit_verify(vault_settings, monkeypatch, capsys):
+    """Runs `gdpr-admin audit verify` on the test vault: (exit status, what it printed)."""
+    monkeypatch.setenv("GDPR_VAULT_URL", vault_settings.vault_url)
+    monkeypatch.setenv("GDPR_KEYSTORE_URL", vault_settings.keystore_url)
+    monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
+
+    def run() -> tuple[int, str]:
+        from include.cli import main
+
+        capsys.readouterr()
+        status = main(["audit", "verify"])
+        printed = capsys.readouterr()
+        return status, printed.out + printed.err
+    return run

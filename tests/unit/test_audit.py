@@ -80,23 +80,6 @@ def test_plain_text_is_refused_in_details(vault, details):
 
 
 @pytest.fixture
-def audit_verify(vault_settings, monkeypatch, capsys):
-    """Runs `gdpr-admin audit verify` on the test vault: (exit status, what it printed)."""
-    monkeypatch.setenv("GDPR_VAULT_URL", vault_settings.vault_url)
-    monkeypatch.setenv("GDPR_KEYSTORE_URL", vault_settings.keystore_url)
-    monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
-
-    def run() -> tuple[int, str]:
-        from include.cli import main
-
-        capsys.readouterr()
-        status = main(["audit", "verify"])
-        printed = capsys.readouterr()
-        return status, printed.out + printed.err
-    return run
-
-
-@pytest.fixture
 def backups(vault):
     """Six events, one commit each; after each commit, a copy of the head row (a backup's)."""
     heads = {}

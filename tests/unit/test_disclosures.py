@@ -232,23 +232,6 @@ def test_a_disclosure_appears_in_the_access_package_and_the_erasure_confirmation
 # -- tampering with the disclosure log, as `gdpr-admin audit verify` sees it --------------------------------------
 
 
-@pytest.fixture
-def audit_verify(vault_settings, monkeypatch, capsys):
-    """Runs `gdpr-admin audit verify` on the test vault: (exit status, what it printed)."""
-    monkeypatch.setenv("GDPR_VAULT_URL", vault_settings.vault_url)
-    monkeypatch.setenv("GDPR_KEYSTORE_URL", vault_settings.keystore_url)
-    monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
-
-    def run() -> tuple[int, str]:
-        from include.cli import main
-
-        capsys.readouterr()
-        status = main(["audit", "verify"])
-        printed = capsys.readouterr()
-        return status, printed.out + printed.err
-    return run
-
-
 def plain_digest(row: dict) -> str:
     """An unkeyed digest of a disclosure row, as anyone who can read the row can compute it."""
     canonical = json.dumps({k: (v.isoformat() if isinstance(v, date | datetime) else v)
