@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, delete, func, inspect, or_, select, text, update
+from sqlalchemy import Engine, MetaData, Select, Table, and_, delete, func, inspect, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SAWarning
 
 from include.datamap.model import Condition, DataMap, ErasureAction, Replacement, template_fields
@@ -129,6 +129,7 @@ class SqlStore(Store):
         self.id = self.map.store
         self.engine = engine
         self.tables: dict[str, Table] = {}
+        self._selects: dict[str, Select] = {}  # per table, made once when the store is reflected
 
     # -- the store's schema --------------------------------------------------------------------
 
@@ -164,6 +165,8 @@ class SqlStore(Store):
         with warnings.catch_warnings():  # the search indexes on expressions are the backend's to use
             warnings.simplefilter("ignore", SAWarning)
             self.tables = {name: Table(name, metadata, autoload_with=self.engine) for name in self.map.tables}
+        self._selects = {name: select(*(table.c[c] for c in self.needed_columns(name)))
+                         .where(_where(self.map.tables[name].scope, table)) for name, table in self.tables.items()}
 
     def schema_problems(self) -> list[InvalidInput]:
         """Each table or column of the map the store lacks."""
@@ -190,8 +193,7 @@ class SqlStore(Store):
 
     def select(self, name: str):
         """The table's mapped columns, of its rows in the map's scope."""
-        spec, table = self.map.tables[name], self.tables[name]
-        return select(*(table.c[c] for c in self.needed_columns(name))).where(_where(spec.scope, table))
+        return self._selects[name]
 
     def equals(self, column, kind: str, value: str, forms: list[str]):
         """Rows whose column holds the identity, as the backend can find them by index.

@@ -72,8 +72,10 @@ class KeyStore:
         return self.keyring.kek(version)
 
     def current_keyring(self) -> Keyring:
-        """The keyring with the recorded active KEK, for sealing packages."""
-        version = self.active_version()
+        """The keyring with the recorded active KEK (read again if it was rotated since it was loaded)."""
+        return self._keyring_at(self.active_version())
+
+    def _keyring_at(self, version: int) -> Keyring:
         self.kek(version)
         return replace(self.keyring, active_kek=version)
 
@@ -82,9 +84,7 @@ class KeyStore:
         """The keyring with the recorded active KEK, held (shared) until the block ends: a rotation
         waits for what the block seals under it to be written, then rewraps it."""
         with self.engine.begin() as conn:
-            version = self.active_version(conn, lock=True)
-            self.kek(version)
-            yield replace(self.keyring, active_kek=version)
+            yield self._keyring_at(self.active_version(conn, lock=True))
 
     def create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes]:
         """New data keys for new subjects, stored wrapped under the recorded active KEK."""

@@ -262,14 +262,19 @@ audit_event = Table(
     Column("hash", String(64), nullable=False),
 )
 
+def _chain_head(name: str, metadata: MetaData) -> Table:
+    """One row naming the audit chain's newest event (sequence and hash), MAC'd."""
+    return Table(
+        name, metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("seq", Integer, nullable=False),
+        Column("hash", String(64), nullable=False),
+        Column("mac", String(64), nullable=False),
+    )
+
+
 # The chain's head, MAC'd: removing the newest events shows as a head that no event matches.
-audit_head = Table(
-    "audit_head", vault_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("seq", Integer, nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("mac", String(64), nullable=False),
-)
+audit_head = _chain_head("audit_head", vault_metadata)
 
 keystore_metadata = MetaData()
 
@@ -294,10 +299,4 @@ data_key = Table(
 # The audit chain's head as the vault last committed it (include/audit.py), MAC'd, in the key store so
 # that it is not in the vault: a vault whose newest events were deleted and an older head row put
 # back, or that was restored from a backup, names an earlier head than this one.
-audit_anchor = Table(
-    "audit_anchor", keystore_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("seq", Integer, nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("mac", String(64), nullable=False),
-)
+audit_anchor = _chain_head("audit_anchor", keystore_metadata)
