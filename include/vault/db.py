@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
@@ -263,13 +263,23 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
                 try:
                     values[i] = memo[value]
                 except KeyError:
-                    values[i] = memo[value] = process(value)
+                    values[i] = memo[value] = _as_sqlite_text(process(value))
             processed.append(tuple(values))
         rows = processed
     quote = dialect.identifier_preparer.quote
     conn.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+def _as_sqlite_text(value: object) -> object:
+    """A date or datetime as the text sqlite3's default adapters write, once per distinct value
+    instead of once per row."""
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 class UTCDateTime(TypeDecorator):

@@ -7,7 +7,7 @@ phone, IP, customer number) also carry a blind index so people are found without
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -58,9 +58,11 @@ def new_id() -> str:
 
 
 def new_ids(count: int) -> list[str]:
-    """count fresh ids (see new_id), for a batch."""
+    """count fresh ids (see new_id), for a batch, in ascending order: a batch's rows then go into
+    its B-trees one after the other instead of at random places within the millisecond's range."""
     prefix = f"{time.time_ns() // 1_000_000:012x}"
-    return [prefix + secrets.token_hex(10) for _ in range(count)]
+    random = os.urandom(10 * count).hex()
+    return sorted(prefix + random[i:i + 20] for i in range(0, 20 * count, 20))
 
 
 @dataclass(frozen=True)
