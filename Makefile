@@ -19,10 +19,10 @@ export GDPR_VAULT_URL ?= sqlite:///$(CURDIR)/var/vault.db
 export GDPR_KEYRING_PATH ?= $(CURDIR)/var/keyring/keyring.json
 # The demo client shop (Fenland Cycles), a store the data map reaches by this Airflow connection.
 SHOP_URL := sqlite:///$(CURDIR)/var/shop/fenland-shop.db
-export AIRFLOW_CONN_FENLAND_SHOP ?= {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": "$(SHOP_URL)"}}
+export AIRFLOW_CONN_FENLAND_SHOP ?= {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": "$(SHOP_URL)"}}
 # The demo's WooCommerce shop (Oak Home Interiors), mapped by include/config/datamaps/templates/woocommerce-hpos.yaml.
 WOO_SHOP_URL := sqlite:///$(CURDIR)/var/shop/oak-home-shop.db
-export AIRFLOW_CONN_OAK_HOME_SHOP ?= {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": "$(WOO_SHOP_URL)"}}
+export AIRFLOW_CONN_OAK_HOME_SHOP ?= {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": "$(WOO_SHOP_URL)"}}
 # Airflow's metadata database, for airflow_metadata_hygiene alone (tasks cannot reach it otherwise).
 export AIRFLOW_CONN_AIRFLOW_METADATA ?= {"conn_type": "generic", "extra": {"sqlalchemy_url": "sqlite:///$(AIRFLOW_HOME)/airflow.db"}}
 

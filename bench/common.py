@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from include.common.settings import VaultSettings
 from include.crypto.keyring import create_keyring
-from include.policies.instructions import instructions_in_code, record_instructions
-from include.settings import VaultSettings
+from include.policies.instructions import instructions_in_code
+from include.vault.instructions import record_instructions
 from include.vault.store import NewRecord, Vault
 
 CONTROLLER = "bench"

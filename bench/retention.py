@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, delete, func, select
 
 from bench.common import ACTOR, CONTROLLER, heading, new_vault, out, progress, server_settings, verdict
 from bench.ingest import PgDatabases, PgTarget
-from include.demo_shop import demo_log_lines
-from include.policies.retention import sweep_expired
-from include.serverlogs import WORKERS, apply_to_file
+from include.demo.shop import demo_log_lines
+from include.duties.retention import sweep_expired
+from include.stores.serverlogs import WORKERS, apply_to_file
 from include.vault.schema import record, record_field
 from include.vault.store import NewRecord, Vault
 

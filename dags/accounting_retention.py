@@ -19,9 +19,9 @@ identities it was made with can no longer be read; the request's record stays.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.sdk import DAG
 
-from gdpr.defaults import DAG_DEFAULTS, dry_run_param
+from gdpr.defaults import at_times, batch_size_param, dag_defaults, dry_run_param
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.retention import (
     InstructionsOperator,
@@ -30,19 +30,10 @@ from gdpr.operators.retention import (
     ShredClosedRequestsOperator,
 )
 
-with DAG(
-    dag_id="accounting_retention",
-    schedule=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "retention"],
-    doc_md=__doc__,
-    render_template_as_native_obj=True,
-    params={
-        "dry_run": dry_run_param(),
-        "batch_size": Param(1000, type="integer", minimum=1, maximum=50_000, title="Batch size",
-                            description="Records deleted per transaction."),
-    },
-) as dag:
+with DAG("accounting_retention", schedule=at_times("30 2 * * *"), **dag_defaults(__doc__, "retention"), params={
+    "dry_run": dry_run_param(),
+    "batch_size": batch_size_param(1000, 50_000, "Records deleted per transaction."),
+}) as dag:
     controllers = InstructionsOperator(task_id="record_instructions")
     sweep = RetentionSweepOperator.partial(
         task_id="delete_expired_records",

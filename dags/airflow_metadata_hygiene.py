@@ -11,20 +11,13 @@ task-log folder. Each cleaning is audited.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
-from gdpr.defaults import DAG_DEFAULTS
+from gdpr.defaults import dag_defaults, intervals
 from gdpr.operators.hygiene import MetadataHygieneOperator
 
-with DAG(
-    dag_id="airflow_metadata_hygiene",
-    schedule=CronDataIntervalTimetable("15 * * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "hygiene"],
-    doc_md=__doc__,
-    params={
-        "window_hours": Param(24, type="integer", minimum=0, maximum=24 * 30, title="Window (hours)",
-                              description="How long Airflow may keep run conf, XCom and task logs."),
-    },
-) as dag:
+with DAG("airflow_metadata_hygiene", schedule=intervals("15 * * * *"), **dag_defaults(__doc__, "hygiene"), params={
+    "window_hours": Param(24, type="integer", minimum=0, maximum=24 * 30, title="Window (hours)",
+                          description="How long Airflow may keep run conf, XCom and task logs."),
+}) as dag:
     MetadataHygieneOperator(task_id="clean_airflow_metadata", window_hours="{{ params.window_hours }}")

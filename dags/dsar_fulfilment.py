@@ -18,42 +18,18 @@ a "no personal data held" response. The package, sealed, is delivered to the con
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
-from gdpr.defaults import DAG_DEFAULTS, EMAIL_PATTERN, configured_controllers
-from gdpr.operators.dsar import AccessRequestsOperator, PackageAccessOperator, PlanAccessOperator, SearchStoreOperator
+from gdpr.defaults import controller_param, dag_defaults, email_param, intervals, received_on_param
+from gdpr.operators.dsar import AccessRequestsOperator
+from gdpr.operators.requests import request_steps
 
-with DAG(
-    dag_id="dsar_fulfilment",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "rights"],
-    doc_md=__doc__,
-    render_template_as_native_obj=True,
-    params={
-        "controller": Param(None, type=["null", "string"], enum=[None, *configured_controllers()],
-                            title="Controller", description="The client the request was made to."),
-        "email": Param(None, type=["null", "string"], format="email", pattern=EMAIL_PATTERN, maxLength=320,
-                       title="The person's email address"),
-        "phone": Param(None, type=["null", "string"], maxLength=32, title="Phone number (optional)"),
-        "customer_number": Param(None, type=["null", "string"], maxLength=64, title="Customer number (optional)"),
-        "received_on": Param(None, type=["null", "string"], format="date", title="Received on",
-                             description="The day the request arrived; empty for the run's date."),
-    },
-) as dag:
-    requests = AccessRequestsOperator(task_id="register_or_select_requests")  # reads the form's params
-    plan = PlanAccessOperator(task_id="plan_store_searches", request_ids=requests.output)
-    search = SearchStoreOperator.partial(
-        task_id="search_store",
-        map_index_template="{{ task.store }}",
-    ).expand_kwargs(plan.output)
-    plan_logs = PlanAccessOperator(task_id="plan_log_searches", request_ids=requests.output, logs=True)
-    search_logs = SearchStoreOperator.partial(
-        task_id="search_server_logs",
-        map_index_template="{{ task.store }}",
-    ).expand_kwargs(plan_logs.output)
-    # none_failed: a controller with no server logs skips their search; a failed store stops here.
-    package = PackageAccessOperator(task_id="package_and_deliver", request_ids=requests.output,
-                                    trigger_rule="none_failed")
-
-    requests >> plan >> search >> plan_logs >> search_logs >> package
+with DAG("dsar_fulfilment", schedule=intervals("0 0 * * *"), **dag_defaults(__doc__, "rights"), params={
+    "controller": controller_param("The client the request was made to."),
+    "email": email_param(),
+    "phone": Param(None, type=["null", "string"], maxLength=32, title="Phone number (optional)"),
+    "customer_number": Param(None, type=["null", "string"], maxLength=64, title="Customer number (optional)"),
+    "received_on": received_on_param(),
+}) as dag:
+    request_steps(AccessRequestsOperator(task_id="register_or_select_requests"),  # reads the form's params
+                  planned="searches", step="search", finish_task_id="package_and_deliver")

@@ -16,28 +16,20 @@ transaction.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
+from airflow.sdk import DAG, AssetOrTimeSchedule, TriggerRule
 
 from gdpr.assets import ENQUIRY_OUTCOMES
-from gdpr.defaults import DAG_DEFAULTS, dry_run_param
+from gdpr.defaults import at_times, batch_size_param, dag_defaults, dry_run_param
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
 
-with DAG(
-    dag_id="enquiry_purge",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[ENQUIRY_OUTCOMES]
-    ),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "retention", "enquiries"],
-    doc_md=__doc__,
-    render_template_as_native_obj=True,
-    params={
-        "dry_run": dry_run_param(),
-        "batch_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Batch size",
-                            description="Enquiries deleted per transaction."),
-    },
-) as dag:
+# Hourly, and at once when an outside system records enquiry outcomes.
+HOURLY_OR_ON_OUTCOMES = AssetOrTimeSchedule(timetable=at_times("0 * * * *"), assets=[ENQUIRY_OUTCOMES])
+
+with DAG("enquiry_purge", schedule=HOURLY_OR_ON_OUTCOMES, **dag_defaults(__doc__, "retention", "enquiries"), params={
+    "dry_run": dry_run_param(),
+    "batch_size": batch_size_param(500, 10_000, "Enquiries deleted per transaction."),
+}) as dag:
     apply_outcomes = ApplyEnquiryOutcomesOperator(task_id="apply_enquiry_outcomes")
     purge = EnquiryPurgeOperator(
         task_id="purge_closed_enquiries",

@@ -12,16 +12,10 @@ Safe while other workflows run; a run stopped halfway is finished by the next. A
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
-from gdpr.defaults import DAG_DEFAULTS
+from gdpr.defaults import dag_defaults, intervals
 from gdpr.operators.keys import RotateKekOperator
 
-with DAG(
-    dag_id="kek_rotation",
-    schedule=CronDataIntervalTimetable("30 3 * * 0", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "keys"],
-    doc_md=__doc__,
-) as dag:
+with DAG("kek_rotation", schedule=intervals("30 3 * * 0"), **dag_defaults(__doc__, "keys")) as dag:
     RotateKekOperator(task_id="rotate_kek_and_destroy_retired_keks")

@@ -10,20 +10,13 @@ disclosures and refusals, and the security measures. Written as HTML, CSV and JS
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG
 
-from gdpr.defaults import DAG_DEFAULTS, configured_controllers
+from gdpr.defaults import controller_param, dag_defaults, intervals
 from gdpr.operators.disclosures import ProcessorRecordsOperator
 
-with DAG(
-    dag_id="processor_records",
-    schedule=CronDataIntervalTimetable("0 4 1 * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "disclosures", "reports"],
-    doc_md=__doc__,
-    params={
-        "controller": Param(None, type=["null", "string"], enum=[None, *configured_controllers()],
-                            title="Controller", description="Empty for every controller."),
-    },
-) as dag:
+with DAG("processor_records", schedule=intervals("0 4 1 * *"),
+         **dag_defaults(__doc__, "disclosures", "reports"), params={
+    "controller": controller_param("Empty for every controller."),
+}) as dag:
     ProcessorRecordsOperator(task_id="write_processor_records")

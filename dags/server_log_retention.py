@@ -10,19 +10,14 @@ the new one, never half of one, and the next run finishes the work.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import DAG
 
-from gdpr.defaults import DAG_DEFAULTS
+from gdpr.defaults import at_times, dag_defaults
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.retention import InstructionsOperator, ServerLogRetentionOperator
 
-with DAG(
-    dag_id="server_log_retention",
-    schedule=CronTriggerTimetable("15 3 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "retention", "server-logs"],
-    doc_md=__doc__,
-) as dag:
+with DAG("server_log_retention", schedule=at_times("15 3 * * *"),
+         **dag_defaults(__doc__, "retention", "server-logs")) as dag:
     controllers = InstructionsOperator(task_id="record_instructions")
     logs = ServerLogRetentionOperator.partial(
         task_id="apply_log_retention",

@@ -26,55 +26,25 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from gdpr.defaults import DAG_DEFAULTS, EMAIL_PATTERN, configured_controllers
-from gdpr.operators.rights import (
-    ActOnStoreOperator,
-    ConfirmRightsOperator,
-    PlanRightsOperator,
-    RightsRequestOperator,
-)
+from gdpr.defaults import controller_param, dag_defaults, email_param, received_on_param
+from gdpr.operators.requests import request_steps
+from gdpr.operators.rights import RightsRequestOperator
+from include.requests.kinds import RIGHT_LABELS, RIGHTS
 
-with DAG(
-    dag_id="subject_rights",
-    schedule=None,
-    **DAG_DEFAULTS,
-    tags=["gdpr", "rights"],
-    doc_md=__doc__,
-    render_template_as_native_obj=True,
-    params={
-        "controller": Param(type="string", enum=configured_controllers(), title="Controller",
-                            description="The client the request was made to."),
-        "email": Param(type="string", format="email", pattern=EMAIL_PATTERN, maxLength=320,
-                       title="The person's email address"),
-        "right": Param("erase", type="string", enum=["rectify", "erase", "restrict", "lift_restriction", "object"],
-                       title="Right", values_display={
-                           "rectify": "Rectification", "erase": "Erasure", "restrict": "Restriction",
-                           "lift_restriction": "Lift a restriction", "object": "Objection"}),
-        "rectify_field": Param(None, type=["null", "string"], enum=[None, "email", "phone"],
-                               title="Rectify: the field to correct"),
-        "corrected_value": Param(None, type=["null", "string"], maxLength=320, title="Rectify: the corrected value"),
-        "phone": Param(None, type=["null", "string"], maxLength=32, title="The person's current phone number",
-                       description="Needed to rectify a phone number."),
-        "objection_ground": Param("direct_marketing", type="string", enum=["direct_marketing", "other"],
-                                  title="Object: the ground"),
-        "person_told_on": Param(None, type=["null", "string"], format="date",
-                                title="Lift a restriction: the day the person was told"),
-        "received_on": Param(None, type=["null", "string"], format="date", title="Received on",
-                             description="The day the request arrived; empty for today."),
-    },
-) as dag:
-    request = RightsRequestOperator(task_id="register_request")  # reads the form's params
-    plan = PlanRightsOperator(task_id="plan_store_actions", request_ids=request.output)
-    act = ActOnStoreOperator.partial(
-        task_id="act_on_store",
-        map_index_template="{{ task.store }}",
-    ).expand_kwargs(plan.output)
-    plan_logs = PlanRightsOperator(task_id="plan_log_actions", request_ids=request.output, logs=True)
-    act_on_logs = ActOnStoreOperator.partial(
-        task_id="act_on_server_logs",
-        map_index_template="{{ task.store }}",
-    ).expand_kwargs(plan_logs.output)
-    # none_failed: rights acted on in the vault alone skip the store tasks; a failed store stops here.
-    confirm = ConfirmRightsOperator(task_id="confirm_request", request_ids=request.output, trigger_rule="none_failed")
-
-    request >> plan >> act >> plan_logs >> act_on_logs >> confirm
+with DAG("subject_rights", schedule=None, **dag_defaults(__doc__, "rights"), params={
+    "controller": controller_param("The client the request was made to.", required=True),
+    "email": email_param(required=True),
+    "right": Param("erase", type="string", enum=list(RIGHTS), title="Right", values_display=RIGHT_LABELS),
+    "rectify_field": Param(None, type=["null", "string"], enum=[None, "email", "phone"],
+                           title="Rectify: the field to correct"),
+    "corrected_value": Param(None, type=["null", "string"], maxLength=320, title="Rectify: the corrected value"),
+    "phone": Param(None, type=["null", "string"], maxLength=32, title="The person's current phone number",
+                   description="Needed to rectify a phone number."),
+    "objection_ground": Param("direct_marketing", type="string", enum=["direct_marketing", "other"],
+                              title="Object: the ground"),
+    "person_told_on": Param(None, type=["null", "string"], format="date",
+                            title="Lift a restriction: the day the person was told"),
+    "received_on": received_on_param(),
+}) as dag:
+    request_steps(RightsRequestOperator(task_id="register_request"),  # reads the form's params
+                  planned="actions", step="act_on", finish_task_id="confirm_request")

@@ -21,36 +21,26 @@ their recipients from this log.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
-from gdpr.defaults import DAG_DEFAULTS, EMAIL_PATTERN, configured_controllers, registered_recipients
+from gdpr.defaults import controller_param, dag_defaults, email_param, intervals, registered_recipients
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.disclosures import IngestDisclosuresOperator, RecordDisclosureOperator
 
-with DAG(
-    dag_id="third_party_disclosures",
-    schedule=CronDataIntervalTimetable("30 0 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
-    tags=["gdpr", "disclosures"],
-    doc_md=__doc__,
-    render_template_as_native_obj=True,
-    params={
-        "controller": Param(None, type=["null", "string"], enum=[None, *configured_controllers()],
-                            title="Controller", description="Whose data is disclosed."),
-        "email": Param(None, type=["null", "string"], format="email", pattern=EMAIL_PATTERN, maxLength=320,
-                       title="The person's email address"),
-        "recipient": Param(None, type=["null", "string"], enum=[None, *registered_recipients()], title="Recipient"),
-        "categories": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}$"},
-                            title="Data categories disclosed", description="One per line, e.g. client, invoice."),
-        "legal_basis": Param("legal_obligation", type="string", title="Legal basis (Art. 6(1))",
-                             enum=["consent", "contract", "legal_obligation", "vital_interests", "public_task",
-                                   "legitimate_interests"]),
-        "reference": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9_.:/+-]{1,64}$",
-                           title="Court order or other reference"),
-        "disclosed_on": Param(None, type=["null", "string"], format="date", title="Disclosed on",
-                              description="Empty for the run's date."),
-    },
-) as dag:
+with DAG("third_party_disclosures", schedule=intervals("30 0 * * *"), **dag_defaults(__doc__, "disclosures"), params={
+    "controller": controller_param("Whose data is disclosed."),
+    "email": email_param(),
+    "recipient": Param(None, type=["null", "string"], enum=[None, *registered_recipients()], title="Recipient"),
+    "categories": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}$"},
+                        title="Data categories disclosed", description="One per line, e.g. client, invoice."),
+    "legal_basis": Param("legal_obligation", type="string", title="Legal basis (Art. 6(1))",
+                         enum=["consent", "contract", "legal_obligation", "vital_interests", "public_task",
+                               "legitimate_interests"]),
+    "reference": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9_.:/+-]{1,64}$",
+                       title="Court order or other reference"),
+    "disclosed_on": Param(None, type=["null", "string"], format="date", title="Disclosed on",
+                          description="Empty for the run's date."),
+}) as dag:
     verify = VerifyAuditLogOperator(task_id="verify_audit_and_disclosure_logs")
     form = RecordDisclosureOperator(task_id="record_form_disclosure")  # reads the form's params
     batches = IngestDisclosuresOperator(task_id="ingest_disclosure_files")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from include.common.settings import VaultSettings
 from include.crypto.keyring import create_keyring
-from include.demo import seed_demo
-from include.settings import VaultSettings
+from include.demo.people import seed_demo
 from include.vault.store import Vault
 
 BACKFILL_TIMEOUT_S = 420
@@ -37,7 +37,7 @@ def demo_vault_in(directory: Path) -> VaultSettings:
 
 
 def connection_json(settings: VaultSettings) -> str:
-    return json.dumps({"conn_type": "gdpr_vault", "extra": {
+    return json.dumps({"conn_type": "gdpr-vault", "extra": {
         "database_url": settings.vault_url, "keystore_url": settings.keystore_url,
         "keyring_path": str(settings.keyring_path)}})
 

@@ -132,8 +132,8 @@ def store_urls(backend, tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def vault_settings(store_urls, tmp_path):
+    from include.common.settings import VaultSettings
     from include.crypto.keyring import create_keyring
-    from include.settings import VaultSettings
 
     keyring_path = tmp_path / "keyring" / "keyring.json"
     create_keyring(keyring_path)
@@ -151,7 +151,7 @@ def vault(vault_settings):
 
 @pytest.fixture
 def demo_vault(vault):
-    from include.demo import seed_demo
+    from include.demo.people import seed_demo
 
     seed_demo(vault)
     return vault

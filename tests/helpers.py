@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from include.demo import DemoPerson, demo_people
-from include.policies.instructions import instructions_in_code, record_instructions
+from include.demo.people import DemoPerson, demo_people
+from include.policies.instructions import instructions_in_code
+from include.vault.instructions import record_instructions
 from include.vault.schema import vault_metadata
 from include.vault.store import Vault
 
@@ -53,7 +54,7 @@ def instruct(vault: Vault, controller_id: str, rules: dict[str, str] | None = No
 
 def client_in_both() -> str:
     """A demo client of the shop's controller who is also a shop customer, with a note naming another."""
-    from include.demo_shop import SHOP_CONTROLLER, shop_data
+    from include.demo.shop import SHOP_CONTROLLER, shop_data
 
     vault_emails = {p.email for p in demo_people() if p.controller_id == SHOP_CONTROLLER}
     return next(r["email"] for r in shop_data().rows["customers"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from include.common.errors import InvalidInput
+from include.common.identities import NORMALISERS
 from include.crypto.keyring import Keyring
-from include.errors import InvalidInput
-from include.identities import NORMALISERS
 
 
 class BlindIndexer:

@@ -12,7 +12,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from include.errors import KeyringError, VaultError
+from include.common.errors import KeyringError, VaultError
 
 NONCE_BYTES = 12
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from include.errors import KeyringError
+from include.common.errors import KeyringError
 
 FORMAT_VERSION = 1
 KEY_BYTES = 32

@@ -34,16 +34,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from include.identities import NORMALISERS
-from include.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
+from include.common.identities import NORMALISERS
+from include.common.models import StrictModel
+from include.common.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # a SQL identifier we quote ourselves
 STORE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
 LABEL = Field(default=None, min_length=1, max_length=200)
 
-IdentityKind = StrEnum("IdentityKind", {kind: kind for kind in NORMALISERS})
+# The members are NORMALISERS' keys, so that the two never differ; mypy cannot list them.
+IdentityKind = StrEnum("IdentityKind", {kind: kind for kind in NORMALISERS})  # type: ignore[misc]
 Scalar = str | int | float | bool
 Replacement = str | int | float | None  # what a masked value becomes
 
@@ -53,9 +55,6 @@ class ErasureAction(StrEnum):
     mask = "mask"  # the named columns are overwritten, the row stays (e.g. an account kept orders point at)
     retain = "retain"  # kept under a named legal reason (Art. 17(3)), and restricted; `mask` minimises it
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def template_fields(replacement: Replacement) -> list[str]:
@@ -69,15 +68,18 @@ def template_fields(replacement: Replacement) -> list[str]:
         raise ValueError("a mask template has an unmatched '{' or '}'") from None
 
 
-class Condition(_Strict):
+class Condition(StrictModel):
     """`when`: column -> a value or a list of values the row's column must hold."""
 
     columns: dict[str, list[Scalar]]
 
     @classmethod
     def parse(cls, raw: dict | None) -> Condition | None:
-        if not raw:
-            return None
+        """The condition of a `when`; None for no `when`."""
+        return cls.of(raw) if raw else None
+
+    @classmethod
+    def of(cls, raw: dict) -> Condition:
         return cls(columns={column: value if isinstance(value, list) else [value] for column, value in raw.items()})
 
     def holds(self, row: dict) -> bool:
@@ -88,7 +90,7 @@ def _same_value(value: object, allowed: list[Scalar]) -> bool:
     return value is not None and (value in allowed or str(value) in {str(a) for a in allowed})
 
 
-class Reference(_Strict):
+class Reference(StrictModel):
     table: str = Field(pattern=NAME)
     owner: bool = True  # the parent's owner owns this row (followed up as well as down)
     when: dict[str, Scalar | list[Scalar]] = {}
@@ -110,7 +112,7 @@ class Reference(_Strict):
         """The parent key this row holds, or None when it holds none (NULL, a `none` value, or the
         reference does not apply to this row)."""
         value = row.get(column)
-        if value is None or _same_value(value, self.none) or (self.when and not self.condition.holds(row)):
+        if value is None or _same_value(value, self.none) or (self.when and not Condition.of(self.when).holds(row)):
             return None
         return value
 
@@ -122,14 +124,14 @@ def _references(value: object) -> object:
     return value
 
 
-class Column(_Strict):
+class Column(StrictModel):
     category: str = Field(min_length=1, max_length=64)
     identity: IdentityKind | None = None  # searched with (and adds to) the request's identities
     json_value: bool = Field(default=False, alias="json")  # parsed into the package, not left as a string
     free_text: bool = False  # may mention other people: their details are redacted
 
 
-class KeyValue(_Strict):
+class KeyValue(StrictModel):
     key: str = Field(pattern=NAME)  # the column holding the key
     value: str = Field(pattern=NAME)  # the column holding the value
     personal_keys: dict[str, str] = Field(min_length=1)  # key -> data category; other keys are not personal
@@ -139,7 +141,7 @@ class KeyValue(_Strict):
     _refs = field_validator("references", mode="before")(lambda value: _references(value))
 
 
-class Erasure(_Strict):
+class Erasure(StrictModel):
     action: ErasureAction
     mask: dict[str, Replacement] = {}  # column (or key of a key-value table) -> replacement
     reason: str | None = Field(default=None, min_length=1, max_length=300)
@@ -157,7 +159,7 @@ class Erasure(_Strict):
         return self
 
 
-class RowRule(_Strict):
+class RowRule(StrictModel):
     """What holds for the table's rows that match `when`, instead of the table's own settings."""
 
     when: dict[str, Scalar | list[Scalar]] = Field(min_length=1)
@@ -167,10 +169,10 @@ class RowRule(_Strict):
 
     @property
     def condition(self) -> Condition:
-        return Condition.parse(self.when)
+        return Condition.of(self.when)
 
 
-class Table(_Strict):
+class Table(StrictModel):
     instruction: str = Field(min_length=1, max_length=64)  # the controller's instruction category for it
     primary_key: str = Field(pattern=NAME)
     label: str | None = LABEL  # plain words for the person ("Your customer account")
@@ -215,7 +217,7 @@ class Table(_Strict):
         return list(dict.fromkeys(names))
 
 
-class LogDirectory(_Strict):
+class LogDirectory(StrictModel):
     directory: str = Field(min_length=1)  # under GDPR_SERVER_LOG_ROOT
     pattern: str = "access.log*"
     instruction: str = Field(default="server_log", min_length=1, max_length=64)
@@ -224,7 +226,7 @@ class LogDirectory(_Strict):
         return Path(log_root) / self.directory
 
 
-class DataMap(_Strict):
+class DataMap(StrictModel):
     store: str = Field(pattern=STORE_ID)
     controller: str = Field(min_length=1, max_length=64)
     kind: Literal["sql", "server_logs"]
@@ -272,7 +274,7 @@ def _check_references(loaded: LoadedFile[DataMap]) -> None:
         where = ("tables", name)
         known = {table.primary_key, *table.references, *table.columns, *table.condition_columns(),
                  *([table.dated_by] if table.dated_by else [])}
-        refs = [(("references", c), r) for c, r in table.references.items()]
+        refs: list[tuple[tuple[str, ...], Reference]] = [(("references", c), r) for c, r in table.references.items()]
         if table.key_value:
             refs += [(("key_value", "references", k), r) for k, r in table.key_value.references.items()]
             known |= {table.key_value.key, table.key_value.value}
@@ -281,10 +283,12 @@ def _check_references(loaded: LoadedFile[DataMap]) -> None:
                 raise loaded.error((*where, *path), f"references table '{reference.table}', which the map "
                                                     "does not describe")
         for index, erasure in enumerate(table.erasures()):
-            path = (*where, "erasure") if index == 0 else (*where, "rows", index - 1, "erasure")
-            _check_mask(loaded, path, table, erasure, known)
-        if table.key_value and (extra := sorted(table.key_value.identities.keys() - table.key_value.personal_keys.keys())):
-            raise loaded.error((*where, "key_value", "identities", extra[0]), f"key '{extra[0]}' is not in personal_keys")
+            erasure_path = (*where, "erasure") if index == 0 else (*where, "rows", index - 1, "erasure")
+            _check_mask(loaded, erasure_path, table, erasure, known)
+        kv = table.key_value
+        if kv and (extra := sorted(kv.identities.keys() - kv.personal_keys.keys())):
+            raise loaded.error((*where, "key_value", "identities", extra[0]),
+                               f"key '{extra[0]}' is not in personal_keys")
         if not table.references and not data_map.identity_columns(name) and not (
                 table.key_value and table.key_value.identities) and not data_map.value_references(name):
             raise loaded.error(where, "is never reached: it has no identity column and references no table")

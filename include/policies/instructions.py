@@ -1,5 +1,7 @@
 """Controllers' documented instructions (Art. 28(3)(a)): what we may process, why, and for how long.
 
+The model alone: include/vault/instructions.py records them in the vault and reads them back.
+
 One YAML file per controller (see docs/instructions.md), which also gives the controller's legal
 name and region: loading a file registers a controller new to the vault, or records its new name or
 region. Each category's instructions form a history: a new instruction is added with a later
@@ -11,25 +13,23 @@ controller covers is refused.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import insert, select
+from pydantic import Field, field_validator, model_validator
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
+from include.common.models import StrictModel
+from include.common.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
 from include.policies.rules import FinancialYearEnd, RetentionRule
-from include.vault.schema import Region, instruction
-from include.yamlfiles import DirectoryLoad, LoadedFile, load_yaml_dir, load_yaml_dir_each, load_yaml_file
 
-if TYPE_CHECKING:
-    from include.vault.store import Vault
+# A controller's region picks the bank holidays of its requests' deadlines (they differ by UK region).
+Region = Literal["england-and-wales", "scotland", "northern-ireland"]
+REGIONS: tuple[str, ...] = get_args(Region)
 
 
 class LegalBasis(StrEnum):
@@ -57,11 +57,8 @@ def _checked_by(parse, value: str) -> str:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class InstructionEntry(_Strict):
+class InstructionEntry(StrictModel):
     category: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     purpose: str = Field(min_length=3, max_length=200)
     legal_basis: LegalBasis
@@ -83,7 +80,7 @@ class InstructionEntry(_Strict):
         return self
 
 
-class ServerLogLocation(_Strict):
+class ServerLogLocation(StrictModel):
     directory: str = Field(min_length=1, description="relative to the server-log root, or absolute")
     pattern: str = Field(default="access.log*", min_length=1)
 
@@ -92,7 +89,7 @@ class ServerLogLocation(_Strict):
         return directory if directory.is_absolute() else Path(log_root) / directory
 
 
-class InstructionFile(_Strict):
+class InstructionFile(StrictModel):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)  # the controller's legal name
     region: Region  # picks the bank holidays of its requests' deadlines
@@ -141,8 +138,8 @@ def load_instruction_dir_each(directory: Path) -> DirectoryLoad[InstructionFile]
 
 
 def instructions_in_code(controller_id: str, rules: dict[str, str], *, given_on: date, name: str,
-                         region: str, given_by: str = "in code", legal_basis: str = "contract",
-                         log_action: str | None = None) -> LoadedFile:
+                         region: Region, given_by: str = "in code", legal_basis: LegalBasis = LegalBasis.contract,
+                         log_action: LogAction | None = None) -> LoadedFile:
     """Instructions given in code rather than a file (benchmarks, tests): category -> rule."""
     content = InstructionFile(controller=controller_id, name=name, region=region, instructions=[
         InstructionEntry(category=category, purpose=f"{category} processing", legal_basis=legal_basis,
@@ -176,74 +173,6 @@ class Instruction:
                    row.recorded_at)
 
 
-def _digest(controller_id: str, year_end: str, entry: InstructionEntry) -> str:
-    canonical = json.dumps({"controller": controller_id, "financial_year_end": year_end,
-                            **entry.model_dump(mode="json")}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass
-class SyncResult:
-    registered: int = 0  # controllers new to the vault
-    changed: int = 0  # controllers whose name or region changed
-    recorded: int = 0  # instructions
-    unchanged: int = 0  # instructions already recorded
-
-    def __add__(self, other: SyncResult) -> SyncResult:
-        return SyncResult(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-
-def record_instructions(vault: Vault, files: Iterable[LoadedFile], *, actor: str,
-                        at: datetime) -> SyncResult:
-    """Register each file's controller, or record its new name or region, and record its new
-    instructions, all the files in one transaction (for one transaction per file, as `gdpr-admin
-    instructions load` does, pass one file at a time). Idempotent and audited; history cannot be
-    rewritten."""
-    result = SyncResult()
-    with vault.engine.begin() as conn:
-        for loaded in files:
-            result += _record_file(vault, conn, loaded, actor=actor, at=at)
-    return result
-
-
-def _record_file(vault: Vault, conn, loaded: LoadedFile, *, actor: str, at: datetime) -> SyncResult:
-    content = loaded.content
-    result = SyncResult()
-    if vault.add_controller(content.controller, content.name, content.region, actor=actor, at=at,
-                            conn=conn):
-        result.registered = 1
-    elif vault.change_controller(content.controller, name=content.name, region=content.region,
-                                 actor=actor, at=at, conn=conn):
-        result.changed = 1
-    recorded = {(r.category, r.given_on): r for r in conn.execute(
-        select(instruction).where(instruction.c.controller_id == content.controller))}
-    for index, entry in enumerate(content.instructions):
-        digest = _digest(content.controller, content.financial_year_end, entry)
-        previous = recorded.get((entry.category, entry.given_on))
-        if previous is not None:
-            if previous.digest != digest:
-                raise InvalidInput(
-                    f"{loaded.path}:{loaded.line_of('instructions', index)}: instructions.{index}: "
-                    f"the instruction for '{entry.category}' given on {entry.given_on} differs "
-                    f"from the one recorded on {previous.recorded_at:%Y-%m-%d}; history is kept "
-                    "as given: add a new instruction with a later given_on")
-            result.unchanged += 1
-            continue
-        conn.execute(insert(instruction).values(
-            controller_id=content.controller, category=entry.category, given_on=entry.given_on,
-            purpose=entry.purpose, legal_basis=entry.legal_basis.value,
-            retention=entry.retention, given_by=entry.given_by,
-            financial_year_end=content.financial_year_end,
-            log_action=entry.log_action.value if entry.log_action else None,
-            source=loaded.path.name[:100], digest=digest, recorded_at=at))
-        vault.audit.append(conn, at=at, actor=actor, action="instruction.recorded",
-                           controller_id=content.controller,
-                           details={"category": entry.category,
-                                    "given_on": entry.given_on.isoformat(), "digest": digest[:16]})
-        result.recorded += 1
-    return result
-
-
 class InstructionBook:
     """Every recorded instruction, to answer 'which one is in effect for this on that day?'."""
 
@@ -251,11 +180,6 @@ class InstructionBook:
         self._history: dict[tuple[str, str], list[Instruction]] = {}
         for item in sorted(instructions, key=lambda i: i.given_on):
             self._history.setdefault((item.controller_id, item.category), []).append(item)
-
-    @classmethod
-    def load(cls, vault: Vault) -> InstructionBook:
-        with vault.engine.connect() as conn:
-            return cls(Instruction.from_row(r) for r in conn.execute(select(instruction)))
 
     def history(self, controller_id: str, category: str) -> list[Instruction]:
         return list(self._history.get((controller_id, category), []))
@@ -271,7 +195,7 @@ class InstructionBook:
                 current = item
         return current
 
-    def require(self, controller_id: str, category: str, at: datetime, where: str = "") -> Instruction:
+    def require(self, controller_id: str, category: str, at: datetime | date, where: str = "") -> Instruction:
         found = self.in_effect(controller_id, category, at)
         if found is None:
             raise InvalidInput(

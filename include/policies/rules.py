@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 
 UNITS = ("day", "week", "month", "year")
 # Anchor phrase -> (anchor, the record column it is read from).

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import holidays
 from dateutil.relativedelta import relativedelta
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 
 # The controller's region (see vault.store.REGIONS) as the `holidays` package's UK subdivision.
 SUBDIVISIONS = {"england-and-wales": "ENG", "scotland": "SCT", "northern-ireland": "NIR"}

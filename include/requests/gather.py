@@ -15,15 +15,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from include.common.errors import InvalidInput
+from include.common.yamlfiles import LoadedFile
 from include.datamap.model import DataMap
-from include.errors import InvalidInput
 from include.stores.base import Store, StoreResult
 from include.stores.identities import IdentitySet
 from include.stores.logs import LogStore
 from include.stores.sql import SqlStore
 from include.stores.vault import VAULT_STORE, VaultStore
 from include.vault.store import Vault
-from include.yamlfiles import LoadedFile
 
 IDENTITY_STORES = ("vault", "sql")  # searched first: they hold the identities that lead to log lines
 LOG_STORES = ("server_logs",)
@@ -53,6 +53,7 @@ class Stores:
         if loaded is None:
             raise InvalidInput(f"store '{store}' is not one of controller '{self.controller_id}'s stores")
         if loaded.content.kind == "sql":
+            assert loaded.content.connection is not None  # a sql map is validated to have one
             return SqlStore(loaded, self.engine_for(loaded.content.connection))
         return LogStore(loaded, self.log_root)
 
@@ -73,11 +74,3 @@ def known_identities(first: IdentitySet, results: Sequence[StoreResult]) -> Iden
     for result in results:
         known.merge(result.identities)
     return known
-
-
-def gather_subject(stores: Stores, given: IdentitySet) -> list[StoreResult]:
-    """Every store's findings about the person, in the order of Stores.ids."""
-    first = first_identities(stores, given)
-    results = [stores.store(store).search(first) for store in stores.ids(IDENTITY_STORES)]
-    every = known_identities(first, results)
-    return results + [stores.store(store).search(every) for store in stores.ids(LOG_STORES)]

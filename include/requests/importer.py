@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
-from include.errors import GdprError, InvalidInput
-from include.identities import NORMALISERS
-from include.requests.register import KINDS, register_request
+from include.common.errors import GdprError, InvalidInput
+from include.common.identities import NORMALISERS
+from include.requests.kinds import KINDS
+from include.requests.register import register_request
 from include.vault.store import Vault
 
 REQUIRED = ("controller", "reference", "received_on", "email")
@@ -32,13 +34,26 @@ class ImportResult:
     request_ids: list[str]
 
 
-def _date(value: str, where: str) -> date | None:
-    if not value:
-        return None
+class _Request(TypedDict):
+    """One row's request, as register_request takes it."""
+    controller_id: str
+    reference: str
+    kind: str
+    received_on: date
+    identity_verified_on: date | None
+    fee_received_on: date | None
+    identities: dict[str, list[str]]
+
+
+def _date(value: str, where: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{where}: not a date (YYYY-MM-DD)") from None
+
+
+def _optional_date(value: str, where: str) -> date | None:
+    return _date(value, where) if value else None
 
 
 def _column(index: int, header: object) -> str:
@@ -62,7 +77,7 @@ def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> Im
     if len(frame) > MAX_ROWS:
         raise InvalidInput(f"{path}: more than {MAX_ROWS:,} rows")
     controllers = set(vault.controller_ids())
-    rows = []
+    rows: list[tuple[int, _Request]] = []  # (line, request)
     for index, row in enumerate(frame.to_dict("records")):
         line = index + 2  # the header is line 1
         where = f"{path}:{line}"
@@ -81,16 +96,16 @@ def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> Im
                 NORMALISERS[k](value)
             except InvalidInput as exc:
                 raise InvalidInput(f"{where}: {k}: {exc}") from None
-        rows.append({"controller_id": values["controller"], "reference": values["reference"], "kind": kind,
-                     "received_on": _date(values["received_on"], f"{where}: received_on"),
-                     "identity_verified_on": _date(values["identity_verified_on"], f"{where}: identity_verified_on"),
-                     "fee_received_on": _date(values["fee_received_on"], f"{where}: fee_received_on"),
-                     "identities": identities, "line": line})
+        rows.append((line, {
+            "controller_id": values["controller"], "reference": values["reference"], "kind": kind,
+            "received_on": _date(values["received_on"], f"{where}: received_on"),  # required: checked above
+            "identity_verified_on": _optional_date(values["identity_verified_on"], f"{where}: identity_verified_on"),
+            "fee_received_on": _optional_date(values["fee_received_on"], f"{where}: fee_received_on"),
+            "identities": identities}))
     ids = []
-    for row in rows:
-        line = row.pop("line")
+    for line, request in rows:
         try:
-            ids.append(register_request(vault, actor=actor, at=at, **row))
+            ids.append(register_request(vault, actor=actor, at=at, **request))
         except GdprError as exc:
             raise type(exc)(f"{path}:{line}: {exc}") from None
     return ImportResult(len(rows), ids)

@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ColumnElement, Connection, Table, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 
+from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
+from include.common.identities import NORMALISERS
 from include.crypto.envelope import FieldCipher
-from include.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
-from include.identities import NORMALISERS
-from include.policies.holds import held
 from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_date
+from include.requests.kinds import KINDS
+from include.vault.holds import held
 from include.vault.keystore import chunks
 from include.vault.schema import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
     controller,
     data_key,
     data_subject,
@@ -35,20 +38,7 @@ from include.vault.schema import (
 )
 from include.vault.store import Vault, new_id
 
-KINDS = ("access", "rectify", "erase", "restrict", "lift_restriction", "object")
 _CORRECTED = "corrected_"  # request_identity kinds of a rectification's new values
-OPEN_STATUSES = ("received", "in_progress", "paused")
-CLOSED_STATUSES = ("completed", "refused")
-
-
-def under_open_request(rec: Table) -> ColumnElement[bool]:
-    """True for rows of `rec` whose data subject has an open request: the subject it was found to be,
-    or any subject its identities led to (request_subject)."""
-    is_open = rights_request.c.status.in_(OPEN_STATUSES)
-    # Two flat EXISTS, each correlated to `rec` directly.
-    return or_(exists().where(rights_request.c.subject_id == rec.c.subject_id, is_open),
-               exists().where(request_subject.c.subject_id == rec.c.subject_id,
-                              rights_request.c.id == request_subject.c.request_id, is_open))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,14 @@
-"""Rectification, erasure, restriction and objection requests (Art. 16-18, 21), in steps like access
-requests' (see access.py), so that a workflow can act on each store in its own task:
+"""Rectification, erasure, restriction and objection requests (Art. 16-18, 21) in the request
+pipeline (include/requests/pipeline.py):
 
-1. plan: the identities the request gives and those the vault links to them, kept (encrypted) in
-   the request's work directory from the first run on, so a retry works with what was found before
-   anything changed. Restricting, lifting a restriction and objecting happen here, in the vault.
-   Erasure and rectification return the (request, store) pairs of the vault and the SQL stores;
-   a rectification of restricted data is refused here, before any store changes.
-2. act on one store for one request: plan the store's part (kept, so a retry applies the same
-   plan), then apply it.
-3. plan_logs (erasure): the server logs, with every IP address the stores linked to the person.
-4. confirm: when every store has been acted on, the confirmation report (what was done in each
-   store, what was kept, why and until when), delivered to the controller's outbox; the request is
-   completed. An objection on other grounds than direct marketing stays open for the controller's
-   decision, the person's data restricted meanwhile.
+- restricting, lifting a restriction and objecting are done in the vault when the request is
+  planned: the vault's part is all there is;
+- erasure and rectification act on the vault and each SQL store, each store's part planned first
+  and kept, so a retry applies the same plan; a rectification of restricted data is refused before
+  any store changes; an erasure then acts on the server logs with every IP address found;
+- the confirmation (what was done in each store, what was kept, why and until when) is delivered to
+  the controller's outbox and the request completed. An objection on other grounds than direct
+  marketing stays open for the controller's decision, the person's data restricted meanwhile.
 """
 
 from __future__ import annotations
@@ -21,33 +17,29 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from include.disclosures import as_told, disclosures_of, load_register
-from include.errors import InvalidInput, Restricted, StoreUnavailable, UnknownRecord
-from include.files import write_atomically
-from include.marketing import suppress
-from include.policies.instructions import InstructionBook
-from include.reports import html_bytes, json_bytes
-from include.requests.access import AccessSettings, Workspace
-from include.requests.gather import IDENTITY_STORES, LOG_STORES, Stores, first_identities
+from include.common.errors import InvalidInput, StoreUnavailable
+from include.common.files import write_atomically
+from include.common.reports import html_bytes, json_bytes
+from include.duties.disclosures import as_told, disclosures_of, load_register
+from include.requests.gather import IDENTITY_STORES
+from include.requests.kinds import RIGHTS
+from include.requests.pipeline import Case, Procedure, Workspace
 from include.requests.register import (
     Request,
     complete_request,
-    get_request,
     record_possible_matches,
-    refuse_request,
     register_request,
     request_corrections,
     request_identities,
-    start_request,
 )
-from include.requests.restriction import lift_restrictions, require_unrestricted, restrict
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.vault import VAULT_STORE, VaultStore
+from include.vault.restriction import lift_restrictions, require_unrestricted, restrict
 from include.vault.schema import controller
 from include.vault.store import Vault
+from include.vault.suppression import suppress
 
-RIGHTS = ("rectify", "erase", "restrict", "lift_restriction", "object")
 RECTIFIABLE = ("email", "phone")
 OBJECTION_GROUNDS = ("direct_marketing", "other")
 NOTHING_HELD = "no personal data of this person is held in the store"
@@ -92,42 +84,6 @@ def _old_and_new(vault: Vault, request: Request) -> tuple[dict[str, str], dict[s
     return {kind: given[kind] for kind in new}, new
 
 
-def plan(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettings, *, actor: str,
-         at: datetime) -> list[dict]:
-    """(request, store) pairs to act on; stores_of(controller_id) -> Stores."""
-    pairs = []
-    for request_id in request_ids:
-        request = get_request(vault, request_id)
-        if not request.is_open:
-            continue  # done by an earlier run: a re-run changes nothing
-        if request.kind not in RIGHTS:
-            raise InvalidInput(f"request {request_id} is an {request.kind} request, not one of {', '.join(RIGHTS)}")
-        stores = stores_of(request.controller_id)
-        work = Workspace(vault, settings.work_dir, request_id)
-        saved = work.load("identities", at)
-        identities = (IdentitySet.from_json(saved) if saved is not None else
-                      first_identities(stores, IdentitySet.given(request_identities(vault, request_id))))
-        if saved is None:
-            work.save("identities", identities.to_json(), at)
-        if request.status == "received":
-            start_request(vault, request_id, subject_id=request.subject_id, actor=actor, at=at)
-        try:
-            if request.kind == "erase":
-                pairs += [{"request_id": request_id, "store": store} for store in stores.ids(IDENTITY_STORES)]
-                continue
-            subjects = VaultStore(vault, request.controller_id).subjects(identities)
-            if request.kind == "rectify":
-                require_unrestricted(vault, controller_id=request.controller_id, subject_ids=subjects,
-                                     operation="rectification", actor=actor, at=at)
-                pairs += [{"request_id": request_id, "store": store} for store in stores.ids(IDENTITY_STORES)]
-            else:
-                outcome = _in_vault(vault, request, subjects, identities, actor=actor, at=at)
-                work.save(f"store-{VAULT_STORE}", outcome, at)
-        except Restricted as refused:
-            refuse_request(vault, request_id, reason=str(refused), actor=actor, at=at)
-    return pairs
-
-
 def _in_vault(vault: Vault, request: Request, subjects: list[str], identities: IdentitySet, *, actor: str,
               at: datetime) -> dict:
     """Restrict, lift a restriction, or record an objection: the vault's part is all there is."""
@@ -150,20 +106,69 @@ def _in_vault(vault: Vault, request: Request, subjects: list[str], identities: I
     return {"done": [{"table": "suppression list", "action": "suppress", "records": added}]}
 
 
-def act(vault: Vault, stores: Stores, request_id: str, store: str, settings: AccessSettings, *, actor: str,
-        at: datetime) -> dict:
+class _Progress:
+    """A long rewrite's progress, kept in the request's work files."""
+
+    def __init__(self, work: Workspace, at: datetime) -> None:
+        self.work, self.at = work, at
+
+    def load(self, name: str) -> dict | None:
+        return self.work.load(name, self.at)
+
+    def save(self, name: str, data: dict) -> None:
+        self.work.save(name, data, self.at)
+
+
+def confirmation_path(outbox: Path, request: Request) -> Path:
+    return Path(outbox) / request.controller_id / f"{request.kind}-{request.id}.html"
+
+
+class Rights(Procedure):
+    kinds = RIGHTS
+
+    def begin(self, case: Case, identities: IdentitySet) -> list[str]:
+        request, vault = case.request, case.vault
+        if request.kind == "erase":
+            return case.stores.ids(IDENTITY_STORES)
+        subjects = VaultStore(vault, request.controller_id).subjects(identities)
+        if request.kind == "rectify":
+            require_unrestricted(vault, controller_id=request.controller_id, subject_ids=subjects,
+                                 operation="rectification", actor=case.actor, at=case.at)
+            return case.stores.ids(IDENTITY_STORES)
+        outcome = _in_vault(vault, request, subjects, identities, actor=case.actor, at=case.at)
+        case.work.save(f"store-{VAULT_STORE}", outcome, case.at)
+        return []
+
+    def on_store(self, case: Case, store: str) -> dict:
+        """Erase or rectify in one store; the counts of records changed and kept."""
+        outcome = _act(case, store)
+        return {"changed": sum(done["records"] for done in outcome["done"]), "kept": len(outcome.get("kept", []))}
+
+    def log_identities(self, case: Case) -> IdentitySet | None:
+        """For an erasure, every identity the stores' plans found, once every store has been acted on."""
+        if case.request.kind != "erase":
+            return None
+        every = case.identities()
+        for store in case.stores.ids(IDENTITY_STORES):
+            if (store_plan := case.work.load(f"plan-{store}", case.at)) is None:
+                raise StoreUnavailable(f"request {case.request.id}: store {store} has not been acted on; "
+                                       "the logs wait for every store")
+            every.merge(IdentitySet.from_json(store_plan["identities"]))
+        return every
+
+    def finish(self, case: Case, on: date) -> dict:
+        return _confirm(case, on)
+
+
+def _act(case: Case, store: str) -> dict:
     """Erase or rectify in one store for one request; returns what was done there."""
-    request = get_request(vault, request_id)
-    work = Workspace(vault, settings.work_dir, request_id)
+    vault, request, work, actor, at = case.vault, case.request, case.work, case.actor, case.at
+    request_id, controller_id = request.id, request.controller_id
     if not request.is_open:
         return work.load(f"store-{store}", at) or {"done": [], "kept": []}
-    known = work.load("identities", at)
-    if known is None:
-        raise UnknownRecord(f"request {request_id} has not been planned (no identities in the work directory)")
-    identities = IdentitySet.from_json(known)
-    kind, controller_id = stores.kind(store), request.controller_id
-    target = stores.store(store)
-    acting = Acting(controller_id, request_id, actor, at, book=InstructionBook.load(vault),
+    identities = case.identities()
+    kind, target = case.stores.kind(store), case.stores.store(store)
+    acting = Acting(controller_id, request_id, actor, at, book=vault.instruction_book(),
                     progress=_Progress(work, at))
     old, new = _old_and_new(vault, request) if request.kind == "rectify" else ({}, {})
     saved = work.load(f"plan-{store}", at)
@@ -189,52 +194,13 @@ def act(vault: Vault, stores: Stores, request_id: str, store: str, settings: Acc
     return outcome
 
 
-class _Progress:
-    """A long rewrite's progress, kept in the request's work files."""
-
-    def __init__(self, work: Workspace, at: datetime) -> None:
-        self.work, self.at = work, at
-
-    def load(self, name: str) -> dict | None:
-        return self.work.load(name, self.at)
-
-    def save(self, name: str, data: dict) -> None:
-        self.work.save(name, data, self.at)
-
-
-def plan_logs(vault: Vault, stores_of, request_ids: list[str], settings: AccessSettings, *,
-              at: datetime) -> list[dict]:
-    """(request, store) pairs of the server logs, for erasures, once the other stores are done."""
-    pairs = []
-    for request_id in request_ids:
-        request = get_request(vault, request_id)
-        if not request.is_open or request.kind != "erase":
-            continue
-        stores = stores_of(request.controller_id)
-        work = Workspace(vault, settings.work_dir, request_id)
-        every = IdentitySet.from_json(work.load("identities", at))
-        for store in stores.ids(IDENTITY_STORES):
-            if (store_plan := work.load(f"plan-{store}", at)) is None:
-                raise StoreUnavailable(f"request {request_id}: store {store} has not been acted on; "
-                                       "the logs wait for every store")
-            every.merge(IdentitySet.from_json(store_plan["identities"]))
-        work.save("identities", every.to_json(), at)
-        pairs += [{"request_id": request_id, "store": store} for store in stores.ids(LOG_STORES)]
-    return pairs
-
-
-def confirmation_path(outbox: Path, request: Request) -> Path:
-    return Path(outbox) / request.controller_id / f"{request.kind}-{request.id}.html"
-
-
-def confirm(vault: Vault, stores: Stores, request_id: str, settings: AccessSettings, *, on: date, actor: str,
-            at: datetime) -> dict:
+def _confirm(case: Case, on: date) -> dict:
     """Write the confirmation once every store has been acted on; complete the request."""
-    request = get_request(vault, request_id)
+    vault, request, settings, work, actor, at = case.vault, case.request, case.settings, case.work, case.actor, case.at
+    request_id, stores = request.id, case.stores
     path = confirmation_path(settings.outbox_dir, request)
     if not request.is_open and path.exists():
         return {"request_id": request_id, "confirmation": str(path), "status": request.status}
-    work = Workspace(vault, settings.work_dir, request_id)
     needed = (stores.ids() if request.kind == "erase" else stores.ids(IDENTITY_STORES)
               if request.kind == "rectify" else [VAULT_STORE])
     results = {store: work.load(f"store-{store}", at) for store in needed}
@@ -266,14 +232,3 @@ def confirm(vault: Vault, stores: Stores, request_id: str, settings: AccessSetti
     if not awaiting:
         work.clear()
     return {"request_id": request_id, "confirmation": str(path), "status": summary["status"]}
-
-
-def fulfil(vault: Vault, stores_of, request_id: str, settings: AccessSettings, *, on: date, actor: str,
-           at: datetime) -> dict:
-    """Every step for one request, in one process."""
-    stores = stores_of(get_request(vault, request_id).controller_id)
-    for step in (lambda: plan(vault, stores_of, [request_id], settings, actor=actor, at=at),
-                 lambda: plan_logs(vault, stores_of, [request_id], settings, at=at)):
-        for pair in step():
-            act(vault, stores, request_id, pair["store"], settings, actor=actor, at=at)
-    return confirm(vault, stores, request_id, settings, on=on, actor=actor, at=at)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 from include.stores.identities import IdentitySet
 
 if TYPE_CHECKING:
@@ -98,6 +98,12 @@ class Acting:
     book: InstructionBook | None = None  # the controllers' instructions, for what is kept and how long
     progress: Progress | None = None  # where a long rewrite (server logs) records each file done
 
+    def instructions(self) -> InstructionBook:
+        """The controllers' instructions, which planning an erasure follows."""
+        if self.book is None:
+            raise InvalidInput(f"request {self.request_id}: acting on a store needs the controllers' instructions")
+        return self.book
+
 
 class Progress(Protocol):
     def load(self, name: str) -> dict | None: ...
@@ -105,8 +111,12 @@ class Progress(Protocol):
     def save(self, name: str, data: dict) -> None: ...
 
 
-class Store(ABC):
-    """A store of a controller's data."""
+ErasurePlan = TypeVar("ErasurePlan", bound=Plan)
+RectificationPlan = TypeVar("RectificationPlan", bound=Plan)
+
+
+class Store(ABC, Generic[ErasurePlan, RectificationPlan]):
+    """A store of a controller's data; each kind of store has its own kinds of plan."""
 
     id: str
     kind: str
@@ -117,32 +127,36 @@ class Store(ABC):
         left them. StoreUnavailable if the store cannot be searched (retried, never cut short)."""
 
     @abstractmethod
-    def plan_erasure(self, identities: IdentitySet, acting: Acting) -> Plan: ...
+    def plan_erasure(self, identities: IdentitySet, acting: Acting) -> ErasurePlan: ...
 
     @abstractmethod
-    def apply_erasure(self, plan: Plan, acting: Acting) -> Outcome: ...
+    def apply_erasure(self, plan: ErasurePlan, acting: Acting) -> Outcome: ...
 
     @abstractmethod
-    def plan_rectification(self, identities: IdentitySet, old: dict[str, str], acting: Acting) -> Plan: ...
+    def plan_rectification(self, identities: IdentitySet, old: dict[str, str], acting: Acting) -> RectificationPlan: ...
 
     @abstractmethod
-    def apply_rectification(self, plan: Plan, new: dict[str, str], acting: Acting) -> Outcome: ...
+    def apply_rectification(self, plan: RectificationPlan, new: dict[str, str], acting: Acting) -> Outcome: ...
 
     @abstractmethod
     def test_connection(self) -> None:
         """StoreUnavailable naming the store if it cannot be reached."""
 
-    erasure_plan_type: type[Plan]
-    rectification_plan_type: type[Plan] | None = None  # None: the store holds no value to rectify
+    erasure_plan_type: type[ErasurePlan]
+    rectification_plan_type: type[RectificationPlan] | None = None  # None: the store holds no value to rectify
 
     @classmethod
-    def erasure_plan(cls, data: dict) -> Plan:
+    def erasure_plan(cls, data: dict) -> ErasurePlan:
         """A kept erasure plan, read back."""
         return cls.erasure_plan_type.model_validate(data)
 
     @classmethod
-    def rectification_plan(cls, data: dict) -> Plan:
+    def rectification_plan(cls, data: dict) -> RectificationPlan:
         """A kept rectification plan, read back."""
         if cls.rectification_plan_type is None:
-            raise InvalidInput(f"a {cls.kind} store holds no value to rectify")
+            cls.refuse_rectification()
         return cls.rectification_plan_type.model_validate(data)
+
+    @classmethod
+    def refuse_rectification(cls) -> NoReturn:
+        raise InvalidInput(f"a {cls.kind} store holds no value to rectify")

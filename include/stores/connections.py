@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 
 # Airflow connection types and the SQLAlchemy drivers the project pins for them.
 DRIVERS = {"postgres": "postgresql+psycopg2", "mysql": "mysql+pymysql", "sqlite": "sqlite"}

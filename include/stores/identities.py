@@ -14,8 +14,8 @@ from enum import StrEnum
 
 import phonenumbers
 
-from include.errors import InvalidInput
-from include.identities import NORMALISERS
+from include.common.errors import InvalidInput
+from include.common.identities import NORMALISERS
 
 STRONG_KINDS = ("email", "customer_number")  # one person's: a row holding another is another's
 SEARCHED_KINDS = ("email", "phone", "customer_number")  # an IP never finds SQL rows or subjects
@@ -29,14 +29,14 @@ class Standing(StrEnum):
     candidate = "candidate"  # found on the person's rows elsewhere; not yet checked in this store
 
 
-_PRECEDENCE = list(Standing)
+_PRECEDENCE = list(Standing)  # the first wins when two stores disagree
 
 
 def another_person(owner: set[tuple[str, str]], person: set[tuple[str, str]]) -> bool:
     """Whether an owner's emails and customer numbers say it is someone else: for some kind both
     hold values of, they share none. (A customer number the person never gave says nothing.)"""
     kinds = {kind for kind, _ in owner} & {kind for kind, _ in person}
-    return any(not {v for k, v in owner if k == kind} & {v for k, v in person if k == kind} for kind in kinds)  # the first wins when two stores disagree
+    return any(not {v for k, v in owner if k == kind} & {v for k, v in person if k == kind} for kind in kinds)
 
 
 @dataclass

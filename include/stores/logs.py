@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from include.common.errors import InvalidInput, StoreUnavailable
+from include.common.files import remove_stale_temporaries
+from include.common.yamlfiles import LoadedFile
 from include.datamap.model import DataMap
-from include.errors import InvalidInput, StoreUnavailable
-from include.files import remove_stale_temporaries
-from include.serverlogs import apply_to_hosts, lines_from_hosts
 from include.stores.base import Acting, Done, FoundRecord, Outcome, Plan, PossibleMatch, Store, StoreResult
 from include.stores.identities import IdentitySet, Standing
-from include.yamlfiles import LoadedFile
+from include.stores.serverlogs import apply_to_hosts, lines_from_hosts
 
 SHARED_ADDRESS = "from an IP address that another owner used too"
 
@@ -28,17 +28,19 @@ class LogErasurePlan(Plan):
     action: str
 
 
-class LogStore(Store):
+class LogStore(Store[LogErasurePlan, Plan]):
     kind = "server_logs"
     erasure_plan_type = LogErasurePlan
 
     def __init__(self, loaded: LoadedFile[DataMap], log_root: Path) -> None:
-        if loaded.content.kind != "server_logs":
+        logs = loaded.content.logs
+        if loaded.content.kind != "server_logs" or logs is None:
             raise InvalidInput(f"{loaded.path}: store '{loaded.content.store}' is not a server_logs store")
         self.loaded = loaded
         self.map = loaded.content
+        self.logs = logs
         self.id = self.map.store
-        self.directory = self.map.logs.path(log_root)
+        self.directory = logs.path(log_root)
 
     def test_connection(self) -> None:
         if not self.directory.is_dir():
@@ -46,7 +48,7 @@ class LogStore(Store):
 
     def files(self) -> list[Path]:
         self.test_connection()
-        return sorted(p for p in self.directory.glob(self.map.logs.pattern) if p.is_file())
+        return sorted(p for p in self.directory.glob(self.logs.pattern) if p.is_file())
 
     def search(self, identities: IdentitySet) -> StoreResult:
         result = StoreResult(self.id, self.kind, identities=identities)
@@ -63,8 +65,11 @@ class LogStore(Store):
         return result
 
     def plan_erasure(self, identities: IdentitySet, acting: Acting) -> LogErasurePlan:
-        instruction = acting.book.require(acting.controller_id, self.map.logs.instruction, acting.at,
-                                          where=f"{self.loaded.path}: logs: ")
+        instruction = acting.instructions().require(acting.controller_id, self.logs.instruction, acting.at,
+                                                    where=f"{self.loaded.path}: logs: ")
+        if instruction.log_action is None:
+            raise InvalidInput(f"{self.loaded.path}: logs: instruction '{self.logs.instruction}' has no log_action "
+                               "(anonymise or drop)")
         return LogErasurePlan(hosts=identities.values("ip"), action=instruction.log_action)
 
     def apply_erasure(self, plan: LogErasurePlan, acting: Acting) -> Outcome:
@@ -82,7 +87,7 @@ class LogStore(Store):
                              for file, lines in sorted(progress.items()) if lines])
 
     def plan_rectification(self, identities: IdentitySet, old: dict[str, str], acting: Acting) -> Plan:
-        return self.rectification_plan({})
+        self.refuse_rectification()
 
     def apply_rectification(self, plan: Plan, new: dict[str, str], acting: Acting) -> Outcome:
-        return self.rectification_plan({})
+        self.refuse_rectification()

@@ -17,6 +17,7 @@ more than MAX_ROWS rows stops with an error rather than guess.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import warnings
@@ -25,17 +26,28 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Select, Table, and_, delete, func, inspect, or_, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SAWarning
+from sqlalchemy.exc import SAWarning
 
-from include.datamap.model import Condition, DataMap, ErasureAction, Replacement, template_fields
-from include.errors import InvalidInput, StoreUnavailable
-from include.identities import NORMALISERS
-from include.requests.redaction import full_names
-from include.stores.base import IN_CHUNK, Acting, Done, FoundRecord, Kept, Outcome, Plan, PossibleMatch, Store, \
-    StoreResult
+from include.common.database import database_errors
+from include.common.errors import InvalidInput
+from include.common.identities import NORMALISERS
+from include.common.yamlfiles import LoadedFile
+from include.datamap.model import Condition, DataMap, ErasureAction, KeyValue, Replacement, template_fields
+from include.stores.base import (
+    IN_CHUNK,
+    Acting,
+    Done,
+    FoundRecord,
+    Kept,
+    Outcome,
+    Plan,
+    PossibleMatch,
+    Store,
+    StoreResult,
+)
 from include.stores.identities import STRONG_KINDS, IdentitySet, Standing, another_person
+from include.stores.redaction import full_names
 from include.vault.keystore import chunks
-from include.yamlfiles import LoadedFile
 
 MAX_DEPTH = 32  # references followed up from one row
 MAX_ROWS = 200_000  # rows one search may reach
@@ -75,7 +87,7 @@ def _where(condition: Condition | None, table: Table):
 
 def _render(replacement: Replacement, row: dict) -> Replacement:
     """A mask's value for one row: a template's {column}s filled from the row."""
-    if not template_fields(replacement):
+    if not isinstance(replacement, str) or not template_fields(replacement):
         return replacement
     return replacement.format_map({k: "" if v is None else v for k, v in row.items()})
 
@@ -114,7 +126,7 @@ class SqlRectificationPlan(Plan):
     held: list[PossibleMatch]
 
 
-class SqlStore(Store):
+class SqlStore(Store[SqlErasurePlan, SqlRectificationPlan]):
     """One SQL store described by a data map, reached through a SQLAlchemy engine."""
 
     kind = "sql"
@@ -185,11 +197,8 @@ class SqlStore(Store):
         return problems
 
     def test_connection(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"store '{self.id}' cannot be reached: {type(exc.orig).__name__}") from None
+        with database_errors(f"store '{self.id}'", "reached"), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def select(self, name: str):
         """The table's mapped columns, of its rows in the map's scope."""
@@ -226,13 +235,11 @@ class SqlStore(Store):
     # -- searching -----------------------------------------------------------------------------
 
     def resolve(self, identities: IdentitySet) -> Resolution:
-        try:
+        with database_errors(f"store '{self.id}'", "searched"):
             self.reflect()
             with self.engine.connect() as conn:
                 resolution = Resolution(self, conn, identities)
                 resolution.run()
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"store '{self.id}' cannot be searched: {type(exc.orig).__name__}") from None
         return resolution
 
     def search(self, identities: IdentitySet) -> StoreResult:
@@ -256,10 +263,8 @@ class SqlStore(Store):
         for column, col in spec.columns.items():
             value = row[column]
             if col.json_value and isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):  # shown as stored
                     value = json.loads(value)
-                except ValueError:
-                    pass  # shown as stored
             data[column] = value if col.json_value else _plain(value)
         if spec.key_value:
             key = row[spec.key_value.key]
@@ -276,8 +281,8 @@ class SqlStore(Store):
         found = {}
         for ref in resolution.mine:
             category = self.map.tables[ref[0]].instruction_of(resolution.rows[ref])
-            found[ref] = acting.book.require(acting.controller_id, category, acting.at,
-                                             where=f"{self.loaded.path}: table {ref[0]}: ")
+            found[ref] = acting.instructions().require(acting.controller_id, category, acting.at,
+                                                       where=f"{self.loaded.path}: table {ref[0]}: ")
         return found
 
     def plan_erasure(self, identities: IdentitySet, acting: Acting) -> SqlErasurePlan:
@@ -296,6 +301,7 @@ class SqlStore(Store):
                 day = resolution.dated(ref)
                 instruction = instructions[ref]
                 until = instruction.retention.end_of_day(day, instruction.year_end) if day else None
+                assert erasure.reason is not None  # the map's validation requires retain's reason
                 kept.append(Kept(table=ref[0], key=str(ref[1]), reason=erasure.reason,
                                  until=until.isoformat() if until else None))
         mentions = resolution.mentions()
@@ -309,34 +315,32 @@ class SqlStore(Store):
         other than rows the erasure overwrites anyway or holds back: a scan of those columns, which
         only an erasure pays for."""
         contacts = [m for m in mentions if "@" in m or re.fullmatch(r"[+\d][\d ()-]{6,}", m)]
-        scrub = []
+        scrub: list[Scrub] = []
         if not contacts:
             return scrub
-        try:
-            with self.engine.connect() as conn:
-                for name, spec in self.map.tables.items():
-                    table = self.tables[name]
-                    for column, col in spec.columns.items():
-                        if not col.free_text:
-                            continue
-                        overwritten = {key for step in steps.values() if step.table == name and (
-                            step.action == ErasureAction.delete or column in self.erasure_of(step).mask)
-                            for key in step.keys}
-                        keys = [key for part in chunks(contacts, IN_CHUNK) for key in conn.execute(
-                            select(table.c[spec.primary_key]).where(_where(spec.scope, table), or_(
-                                *(table.c[column].icontains(m, autoescape=True) for m in part)))).scalars()
-                            if key not in overwritten and (name, key) not in resolution.held]
-                        if keys:
-                            scrub.append(Scrub(table=name, column=column, keys=sorted(set(keys), key=str)))
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"store '{self.id}' cannot be searched: {type(exc.orig).__name__}") from None
+        with database_errors(f"store '{self.id}'", "searched"), self.engine.connect() as conn:
+            for name, spec in self.map.tables.items():
+                table = self.tables[name]
+                for column, col in spec.columns.items():
+                    if not col.free_text:
+                        continue
+                    overwritten = {key for step in steps.values() if step.table == name and (
+                        step.action == ErasureAction.delete or column in self.erasure_of(step).mask)
+                        for key in step.keys}
+                    keys = [key for part in chunks(contacts, IN_CHUNK) for key in conn.execute(
+                        select(table.c[spec.primary_key]).where(_where(spec.scope, table), or_(
+                            *(table.c[column].icontains(m, autoescape=True) for m in part)))).scalars()
+                        if key not in overwritten and (name, key) not in resolution.held]
+                    if keys:
+                        scrub.append(Scrub(table=name, column=column, keys=sorted(set(keys), key=str)))
         return scrub
 
     def apply_erasure(self, plan: SqlErasurePlan, acting: Acting) -> Outcome:
         """Apply the plan in one transaction: masks, then deletions from the last table referenced."""
         done = []
         order = self.children_first()
-        try:
+        with database_errors(f"store '{self.id}'", "changed",
+                             advice=". `gdpr-admin datamap validate --live` names masks that break UNIQUE columns"):
             self.reflect()
             with self.engine.begin() as conn:
                 for step in sorted(plan.steps, key=lambda s: (order.index(s.table), s.rule)):
@@ -352,18 +356,7 @@ class SqlStore(Store):
                     self._scrub(conn, scrub, plan.mentions)
                     done.append(Done(table=scrub.table, action=f"remove mentions from {scrub.column}",
                                      records=len(scrub.keys)))
-        except DBAPIError as exc:
-            raise self._unchanged(exc) from None
         return Outcome(done=done, kept=plan.kept, held=plan.held)
-
-    def _unchanged(self, exc: DBAPIError) -> Exception:
-        """A refused change is permanent (a retry gets the same answer); a store away is not. The
-        database's message may quote the row's values, so it is not passed on."""
-        if isinstance(exc, IntegrityError):
-            return InvalidInput(f"store '{self.id}' refused the change: it breaks a constraint of the store "
-                                f"({type(exc.orig).__name__}); nothing was changed. `gdpr-admin datamap validate "
-                                "--live` names masks that break UNIQUE columns")
-        return StoreUnavailable(f"store '{self.id}' cannot be changed: {type(exc.orig).__name__}")
 
     def erasure_of(self, step: TableStep):
         spec = self.map.tables[step.table]
@@ -424,16 +417,17 @@ class SqlStore(Store):
             for column, col in spec.columns.items():
                 if col.identity in old and _normal(col.identity, row[column]) == old[col.identity]:
                     found.setdefault((ref[0], column, str(col.identity)), []).append(ref[1])
-            if spec.key_value and (kind := spec.key_value.identities.get(row[spec.key_value.key])) in old:
-                if _normal(kind, row[spec.key_value.value]) == old[kind]:
-                    found.setdefault((ref[0], spec.key_value.value, str(kind)), []).append(ref[1])
+            if (spec.key_value and (kind := spec.key_value.identities.get(row[spec.key_value.key])) in old
+                    and _normal(kind, row[spec.key_value.value]) == old[kind]):
+                found.setdefault((ref[0], spec.key_value.value, str(kind)), []).append(ref[1])
         return SqlRectificationPlan(changes=[Change(table=t, column=c, kind=k, keys=keys)
                                              for (t, c, k), keys in found.items()],
                                     held=resolution.possible_matches())
 
     def apply_rectification(self, plan: SqlRectificationPlan, new: dict[str, str], acting: Acting) -> Outcome:
         done: dict[str, int] = {}
-        try:
+        with database_errors(f"store '{self.id}'", "changed",
+                             advice=". `gdpr-admin datamap validate --live` names masks that break UNIQUE columns"):
             self.reflect()
             with self.engine.begin() as conn:
                 for change in plan.changes:
@@ -442,8 +436,6 @@ class SqlStore(Store):
                     for part in chunks(change.keys, IN_CHUNK):
                         conn.execute(update(table).where(key.in_(part)).values({change.column: new[change.kind]}))
                     done[change.table] = done.get(change.table, 0) + len(change.keys)
-        except DBAPIError as exc:
-            raise self._unchanged(exc) from None
         return Outcome(done=[Done(table=t, action="rectify", records=n) for t, n in done.items()], held=plan.held)
 
 
@@ -580,6 +572,7 @@ class Resolution:
         _customer_user): the entities they describe are reached."""
         spec = self.map.tables[kv_table]
         kv, sa_table = spec.key_value, self.store.tables[kv_table]
+        assert kv is not None  # value_references names key-value tables only
         entity_refs = [(c, r) for c, r in spec.references.items() if r.owner]
         grew = False
         for part in chunks([str(k) for k in keys], IN_CHUNK):
@@ -631,14 +624,14 @@ class Resolution:
             conditions = [self.store.equals(table.c[c], kind, value, forms) for c in columns]
             kv = spec.key_value
             kv_keys = [k for k, i in kv.identities.items() if i == kind] if kv else []
-            if kv_keys:
+            if kv and kv_keys:
                 conditions.append(and_(table.c[kv.key].in_(kv_keys),
                                        self.store.equals(table.c[kv.value], kind, value, forms)))
             if not conditions:
                 continue
             for row in self.conn.execute(self.store.select(name).where(or_(*conditions))).mappings():
                 hits = [f"{name}.{c}" for c in columns if _normal(kind, row[c]) == value]
-                if kv_keys and row[kv.key] in kv_keys and _normal(kind, row[kv.value]) == value:
+                if kv and kv_keys and row[kv.key] in kv_keys and _normal(kind, row[kv.value]) == value:
                     hits.append(f"{name} {row[kv.key]}")
                 if hits:  # a row the collation matched but the normal form does not is no match
                     matched.append((self._cache(name, row), hits[0]))
@@ -696,16 +689,17 @@ class Resolution:
                     for ref in group:
                         if (target := reference.target(self.rows[ref], column)) is not None:
                             found[ref].append((reference.table, self.store.key_of(reference.table, target)))
-            for kv_table, _, spec in self._kv_describing(table):
-                if any(r.owner for r in spec.key_value.references.values()):
-                    self._link_by_values(table, group, kv_table, found)
+            for kv_table, _, kv in self._kv_describing(table):
+                if any(r.owner for r in kv.references.values()):
+                    self._link_by_values(table, group, kv_table, kv, found)
         self._load([p for parents in found.values() for p in parents])
         for ref, parents in found.items():
             self.parents[ref] = [p for p in dict.fromkeys(parents) if p in self.rows and p != ref]
 
-    def _link_by_values(self, table: str, group: list[Ref], kv_table: str, found: dict[Ref, list[Ref]]) -> None:
+    def _link_by_values(self, table: str, group: list[Ref], kv_table: str, kv: KeyValue,
+                        found: dict[Ref, list[Ref]]) -> None:
         spec = self.map.tables[kv_table]
-        kv, sa_table = spec.key_value, self.store.tables[kv_table]
+        sa_table = self.store.tables[kv_table]
         owner_keys = {k: r for k, r in kv.references.items() if r.owner}
         entity_columns = [c for c, r in spec.references.items() if r.table == table and r.owner]
         keys = [key for _, key in group]
@@ -726,8 +720,8 @@ class Resolution:
             spec, row = self.map.tables[root[0]], self.rows[root]
             held = {(str(col.identity), n) for c, col in spec.columns.items() if col.identity in STRONG_KINDS
                     and (n := _normal(str(col.identity), row.get(c)))}
-            for kv_table, column, kv_spec in ([] if held else self._kv_describing(root[0])):
-                kv, sa_table = kv_spec.key_value, self.store.tables[kv_table]
+            for kv_table, column, kv in ([] if held else self._kv_describing(root[0])):
+                sa_table = self.store.tables[kv_table]
                 strong_keys = {k: str(i) for k, i in kv.identities.items() if i in STRONG_KINDS}
                 if strong_keys:
                     for key, value in self.conn.execute(select(sa_table.c[kv.key], sa_table.c[kv.value]).where(
@@ -737,9 +731,9 @@ class Resolution:
             self.strong_of[root] = held
         return self.strong_of[root]
 
-    def _kv_describing(self, table: str) -> list[tuple[str, str, Any]]:
-        """(key-value table, its column, its map) of each key-value table describing rows of `table`."""
-        return [(name, column, spec) for name, spec in self.map.tables.items() if spec.key_value
+    def _kv_describing(self, table: str) -> list[tuple[str, str, KeyValue]]:
+        """(key-value table, its column, its key and value) of each key-value table describing rows of `table`."""
+        return [(name, column, spec.key_value) for name, spec in self.map.tables.items() if spec.key_value
                 for column, reference in spec.references.items() if reference.table == table and reference.owner]
 
     # -- what the search gives -----------------------------------------------------------------

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import DBAPIError, SAWarning
+from sqlalchemy.exc import SAWarning
 
+from include.common.database import database_errors
 from include.datamap.model import template_fields
-from include.errors import StoreUnavailable
 from include.stores.identities import STRONG_KINDS
 from include.stores.sql import SqlStore
 
@@ -123,7 +123,7 @@ def check_store(store: SqlStore) -> list[Finding]:
 
     def at(*path) -> str:
         return f"{loaded.path}:{loaded.line_of(*path)}: " + ".".join(str(p) for p in path)
-    try:
+    with database_errors(f"store '{store.id}'", "checked"):
         findings = [Finding(*str(problem).split(": ", 1)) for problem in store.schema_problems()]
         if findings:
             return findings
@@ -135,8 +135,9 @@ def check_store(store: SqlStore) -> list[Finding]:
                 collations = _collations(conn, name) if dialect in ("mysql", "mariadb") else {}
                 findings += _type_findings(store, name, {c["name"]: c["type"] for c in inspect(conn).get_columns(name)},
                                            at)
-                searched = [(column, str(col.identity), ("columns", column)) for column, col in spec.columns.items()
-                            if col.identity]
+                searched: list[tuple[str, str | None, tuple[str | int, ...]]] = [
+                    (column, str(col.identity), ("columns", column)) for column, col in spec.columns.items()
+                    if col.identity]
                 if spec.key_value and spec.key_value.identities:
                     searched.append((spec.key_value.key, None, ("key_value", "key")))
                 searched += [(column, None, ("references", column)) for column in spec.references]
@@ -159,8 +160,6 @@ def check_store(store: SqlStore) -> list[Finding]:
                                 f"{name}.{column} is UNIQUE, so the constant mask {replacement!r} fails on the "
                                 f"second erasure; use a per-row template such as "
                                 f"'deleted-{{{spec.primary_key}}}@site.invalid', or null")))
-    except DBAPIError as exc:
-        raise StoreUnavailable(f"store '{store.id}' cannot be checked: {type(exc.orig).__name__}") from None
     return findings
 
 

@@ -20,18 +20,17 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.exc import DBAPIError
 
-from include.errors import StoreUnavailable
-from include.marketing import is_suppressed, suppress
-from include.policies.holds import held
-from include.requests.restriction import require_unrestricted, restrict
+from include.common.database import database_errors
 from include.stores.base import Acting, Done, FoundRecord, Kept, Outcome, Plan, PossibleMatch, Store, StoreResult
 from include.stores.identities import SEARCHED_KINDS, STRONG_KINDS, IdentitySet, Standing, another_person
 from include.vault.deletion import delete_records
+from include.vault.holds import held
 from include.vault.keystore import chunks
+from include.vault.restriction import require_unrestricted, restrict
 from include.vault.schema import KEPT_AFTER_ERASURE, data_subject, record, record_field
 from include.vault.store import Vault
+from include.vault.suppression import is_suppressed, suppress
 
 VAULT_STORE = "vault"
 LEGAL_HOLD = "Art. 17(3)(e): kept under a legal hold, for legal claims"
@@ -61,7 +60,7 @@ class VaultRectificationPlan(Plan):
     held: list[PossibleMatch]
 
 
-class VaultStore(Store):
+class VaultStore(Store[VaultErasurePlan, VaultRectificationPlan]):
     id = VAULT_STORE
     kind = "vault"
     erasure_plan_type = VaultErasurePlan
@@ -72,11 +71,8 @@ class VaultStore(Store):
         self.controller_id = controller_id
 
     def test_connection(self) -> None:
-        try:
-            with self.vault.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the vault cannot be reached: {type(exc.orig).__name__}") from None
+        with database_errors("the vault", "reached"), self.vault.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     # -- searching -----------------------------------------------------------------------------
 
@@ -87,7 +83,7 @@ class VaultStore(Store):
         mine: dict[str, str] = {}
         withheld: dict[str, str] = {}
         judged: set[tuple[str, str]] = set()
-        try:
+        with database_errors("the vault", "searched"):
             while pending := sorted((e for e in known.entries.values() if (e.kind, e.value) not in judged and
                                      e.standing in (Standing.given, Standing.confirmed, Standing.candidate)),
                                     key=lambda e: (e.standing != Standing.given, e.kind != "email", e.value)):
@@ -116,8 +112,6 @@ class VaultStore(Store):
                             mine[subject] = known.describe(entry.kind, entry.value)
                             withheld.pop(subject, None)
                             self._derive(subject, known)
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the vault cannot be searched: {type(exc.orig).__name__}") from None
         return mine, withheld, known
 
     def _digest(self, kind: str, value: str) -> str:
@@ -146,7 +140,7 @@ class VaultStore(Store):
     def search(self, identities: IdentitySet) -> StoreResult:
         mine, withheld, known = self.resolve(identities)
         result = StoreResult(self.id, self.kind, identities=known, held=self.possible_matches(withheld))
-        try:
+        with database_errors("the vault", "searched"):
             for subject_id, found_by in sorted(mine.items()):
                 for view in self.vault.read_records(self.vault.subject_record_ids(subject_id)):
                     data = {"category": view.category, "purpose": view.purpose, "source": view.source,
@@ -155,8 +149,6 @@ class VaultStore(Store):
                             **view.fields}
                     result.records.append(FoundRecord(self.id, view.category, view.id, data, found_by,
                                                       instruction=view.category))
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the vault cannot be searched: {type(exc.orig).__name__}") from None
         return result
 
     # -- erasure -------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ class VaultStore(Store):
                                     .where(record.c.subject_id == subject_id).order_by(record.c.id)).all()
                 deleted, kept = [], []
                 for row in rows:
-                    instruction = acting.book.in_effect(acting.controller_id, row.category, acting.at)
+                    instruction = acting.instructions().in_effect(acting.controller_id, row.category, acting.at)
                     if row.held:
                         reason = LEGAL_HOLD
                     elif (instruction and instruction.legal_basis == "legal_obligation"
@@ -240,7 +232,8 @@ class VaultStore(Store):
 
     # -- rectification -------------------------------------------------------------------------
 
-    def plan_rectification(self, identities: IdentitySet, old: dict[str, str], acting: Acting) -> VaultRectificationPlan:
+    def plan_rectification(self, identities: IdentitySet, old: dict[str, str],
+                           acting: Acting) -> VaultRectificationPlan:
         """Restricted (audited) if a subject found is restricted."""
         mine, withheld, _ = self.resolve(identities)
         subjects = sorted(mine)

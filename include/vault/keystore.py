@@ -145,7 +145,7 @@ class KeyStore:
         with self.engine.connect() as conn:
             return set(conn.execute(select(data_key.c.kek_version).distinct()).scalars())
 
-    # -- the audit anchor: the vault's audit head, kept here too (include/audit.py computes its MAC) --
+    # -- the audit anchor: the vault's audit head, kept here too (include/vault/audit.py computes its MAC) --
 
     def audit_anchor(self) -> Row | None:
         """The anchored head (seq, hash, mac), or None if there is none."""

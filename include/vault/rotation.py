@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.clock import utcnow
+from include.common.clock import utcnow
+from include.common.errors import InvalidInput, KeyringError
+from include.common.files import write_atomically
+from include.common.settings import VaultSettings
 from include.crypto.keyring import load_keyring, save_keyring
-from include.errors import InvalidInput, KeyringError
-from include.files import write_atomically
-from include.requests.package import reseal, sealed_kek_version
-from include.settings import VaultSettings
+from include.crypto.sealing import reseal, sealed_kek_version
 from include.vault.store import Vault
 
 
@@ -89,10 +89,9 @@ def retire_keks(settings: VaultSettings, *, actor: str, sealed_dirs: Sequence[Pa
         if result.destroyed:
             save_keyring(load_keyring(settings.keyring_path).without_keks(set(result.destroyed)),
                          settings.keyring_path)
-        with vault.engine.begin() as conn:
-            vault.audit.append(conn, at=utcnow(), actor=actor, action="keyring.kek_rotated", details={
-                "active_version": keyring.active_kek, "data_keys_rewrapped": result.rewrapped,
-                "sealed_files_rewrapped": result.resealed, "keks_destroyed": result.destroyed,
-                "keks_kept": result.kept})
+        vault.record_event("keyring.kek_rotated", actor=actor, at=utcnow(), details={
+            "active_version": keyring.active_kek, "data_keys_rewrapped": result.rewrapped,
+            "sealed_files_rewrapped": result.resealed, "keks_destroyed": result.destroyed,
+            "keks_kept": result.kept})
     return result
 

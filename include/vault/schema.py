@@ -6,8 +6,6 @@ read without a key: controller, category, purpose, source, dates, lifecycle, opa
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from sqlalchemy import (
     Column,
     Date,
@@ -33,10 +31,6 @@ vault_meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(255), nullable=False),
 )
-
-# A controller's region picks the bank holidays of its requests' deadlines (they differ by UK region).
-Region = Literal["england-and-wales", "scotland", "northern-ireland"]
-REGIONS: tuple[str, ...] = get_args(Region)
 
 controller = Table(
     "controller", vault_metadata,
@@ -141,6 +135,10 @@ legal_hold_record = Table(
     Column("hold_id", ForeignKey("legal_hold.id"), primary_key=True),
     Column("record_id", ID, primary_key=True, index=True),
 )
+
+# A request is open until it is completed or refused; while open, the person's data is kept.
+OPEN_STATUSES = ("received", "in_progress", "paused")
+CLOSED_STATUSES = ("completed", "refused")
 
 rights_request = Table(
     "rights_request", vault_metadata,
@@ -296,7 +294,7 @@ data_key = Table(
     sqlite_with_rowid=False,
 )
 
-# The audit chain's head as the vault last committed it (include/audit.py), MAC'd, in the key store so
+# The audit chain's head as the vault last committed it (include/vault/audit.py), MAC'd, in the key store so
 # that it is not in the vault: a vault whose newest events were deleted and an older head row put
 # back, or that was restored from a backup, names an earlier head than this one.
 audit_anchor = _chain_head("audit_anchor", keystore_metadata)

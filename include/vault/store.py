@@ -14,24 +14,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, exists, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, Row, exists, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
-from include.audit import AuditLog
-from include.clock import utcnow
+from include.common.clock import utcnow
+from include.common.errors import (
+    DataKeyDestroyed,
+    InvalidInput,
+    KeyringError,
+    UnknownRecord,
+    VaultError,
+    VaultUnavailable,
+)
+from include.common.settings import VaultSettings
+from include.common.urls import display_url
 from include.crypto.blind_index import BlindIndexer
 from include.crypto.envelope import FieldCipher
 from include.crypto.keyring import Keyring, load_keyring
-from include.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
-from include.policies.instructions import InstructionBook
-from include.settings import VaultSettings
-from include.vault.db import display_url, insert_rows, make_engine
+from include.policies.instructions import REGIONS, Instruction, InstructionBook
+from include.vault.audit import AuditLog
+from include.vault.db import insert_rows, make_engine
 from include.vault.keystore import KeyStore, chunks
 from include.vault.schema import (
     KEPT_AFTER_ERASURE,
-    REGIONS,
     controller,
     data_subject,
+    instruction,
     key_to_destroy,
     record,
     record_field,
@@ -175,6 +183,7 @@ class Vault:
                 return Keyring.from_json(settings.keyring_secret, "the configured keyring secret")
             return load_keyring(settings.keyring_path)
         keyring = read_keyring()
+        assert settings.keystore_url is not None  # VaultSettings puts it beside the keyring when not given
         vault = cls(make_engine(settings.vault_url),
                     KeyStore(make_engine(settings.keystore_url, secure_delete=True), keyring, read_keyring),
                     keyring, location=display_url(settings.vault_url))
@@ -184,7 +193,7 @@ class Vault:
             vault.check_keyring()
         except DBAPIError as exc:
             vault.dispose()
-            raise VaultError(f"vault database or key store unreachable ({vault.location}): "
+            raise VaultUnavailable(f"vault database or key store unreachable ({vault.location}): "
                              f"{type(exc.orig).__name__}") from exc
         except BaseException:
             vault.dispose()
@@ -299,6 +308,11 @@ class Vault:
         with self.engine.connect() as conn:
             return list(conn.execute(select(controller.c.id).order_by(controller.c.id)).scalars())
 
+    def instruction_book(self) -> InstructionBook:
+        """Every instruction recorded (include/vault/instructions.py records them)."""
+        with self.engine.connect() as conn:
+            return InstructionBook(Instruction.from_row(r) for r in conn.execute(select(instruction)))
+
     # -- keys ----------------------------------------------------------------------------------
 
     def ciphers(self, subject_ids: Sequence[str]) -> dict[str, FieldCipher]:
@@ -357,10 +371,10 @@ class Vault:
         (Art. 28(3)(a)); a record given no retention end gets the one that instruction's rule sets.
         """
         controllers = set(self.controller_ids())
-        book = InstructionBook.load(self)
+        book = self.instruction_book()
         now = utcnow()
         ends = []
-        in_effect = {}
+        in_effect: dict[tuple[str, str], Instruction] = {}
         for index, rec in enumerate(records):
             _validate(rec, index, controllers)
             key = (rec.controller_id, rec.category)
@@ -405,11 +419,13 @@ class Vault:
         for rec, digest in zip(batch, digests, strict=True):
             if rec.subject_id:
                 sid = rec.subject_id
-            elif digest in by_digest:
-                sid = by_digest[digest]
             else:
-                sid = by_digest[digest] = next(fresh)
-                new_subjects[sid] = rec
+                assert digest is not None  # every record that names no subject has one (above)
+                if digest in by_digest:
+                    sid = by_digest[digest]
+                else:
+                    sid = by_digest[digest] = next(fresh)
+                    new_subjects[sid] = rec
             subject_ids.append(sid)
         return subject_ids, new_subjects, digests
 
@@ -433,10 +449,12 @@ class Vault:
                 fresh: dict[str, str] = {}  # erased since it was looked up: a new subject per email
                 for i, sid in enumerate(subject_ids):
                     if sid in gone:
-                        if email_digests[i] not in fresh:
-                            fresh[email_digests[i]] = new_ids(1)[0]
-                            new_subjects[fresh[email_digests[i]]] = batch[i]
-                        subject_ids[i] = fresh[email_digests[i]]
+                        digest = email_digests[i]
+                        assert digest is not None  # found by its email: a given subject that is gone raised above
+                        if digest not in fresh:
+                            fresh[digest] = new_ids(1)[0]
+                            new_subjects[fresh[digest]] = batch[i]
+                        subject_ids[i] = fresh[digest]
             # New keys are committed first: a failure below leaves unused keys, never keyless data.
             created = self.keystore.create(list(new_subjects), now)
             self._cache_keys(created)
@@ -483,7 +501,7 @@ class Vault:
 
     def read_records(self, record_ids: Sequence[str]) -> list[RecordView]:
         """Decrypt records; UnknownRecord for a missing id, DataKeyDestroyed for a shredded subject."""
-        rows: dict[str, object] = {}
+        rows: dict[str, Row] = {}
         fields: dict[str, dict[str, bytes]] = {rid: {} for rid in record_ids}
         with self.engine.connect() as conn:
             for part in chunks(list(record_ids)):
@@ -538,6 +556,12 @@ class Vault:
         with self.engine.connect() as conn:
             return list(conn.execute(select(record.c.id).where(record.c.subject_id == subject_id)
                                      .order_by(record.c.id)).scalars())
+
+    def record_event(self, action: str, *, actor: str, at: datetime, controller_id: str | None = None,
+                     details: dict | None = None) -> None:
+        """Audit, in a transaction of its own, something done outside the vault."""
+        with self.engine.begin() as conn:
+            self.audit.append(conn, at=at, actor=actor, action=action, controller_id=controller_id, details=details)
 
     def counts(self) -> dict[str, int]:
         """Sizes of the stores, for reports and tests: records, live subjects, data keys."""

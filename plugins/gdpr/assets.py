@@ -2,7 +2,7 @@
 
 from airflow.sdk import Asset
 
-from include.airflow_api import ENQUIRY_OUTCOMES_URI
+from include.admin.airflow_api import ENQUIRY_OUTCOMES_URI
 
 # An event per closed enquiry; extra: {"enquiry_id": <opaque id>, "outcome": answered|declined|converted}.
 ENQUIRY_OUTCOMES = Asset(name="enquiry_outcomes", uri=ENQUIRY_OUTCOMES_URI, group="gdpr")

@@ -1,8 +1,9 @@
 """What every DAG of the project shares."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from airflow.sdk import Param
+from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable, Param
 
 DEFAULT_ARGS = {
     "owner": "data-protection",
@@ -12,16 +13,60 @@ DEFAULT_ARGS = {
 }
 
 # One run at a time, no catch-up of missed schedules (a backfill is asked for explicitly).
-DAG_DEFAULTS = {
-    "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+DAG_DEFAULTS: dict[str, Any] = {  # DAG's keyword arguments
+    "start_date": datetime(2026, 1, 1, tzinfo=UTC),
     "catchup": False,
     "max_active_runs": 1,
     "default_args": DEFAULT_ARGS,
 }
 
 
+def dag_defaults(doc: str | None, *tags: str) -> dict[str, Any]:
+    """What a workflow's DAG takes besides its id, schedule and form: its page's text (the DAG file's
+    docstring), its tags, and the defaults above; templates render as Python values (a number given
+    in a form stays a number)."""
+    return {"doc_md": doc, "tags": ["gdpr", *tags], "render_template_as_native_obj": True, **DAG_DEFAULTS}
+
+
+def intervals(cron: str) -> CronDataIntervalTimetable:
+    """Runs that each cover the interval since the last (UTC); a backfill covers past intervals."""
+    return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def at_times(cron: str) -> CronTriggerTimetable:
+    """Runs at these times (UTC), each acting as of when it runs."""
+    return CronTriggerTimetable(cron, timezone="UTC")
+
+
+def batch_size_param(default: int, maximum: int, description: str) -> Param:
+    return Param(default, type="integer", minimum=1, maximum=maximum, title="Batch size", description=description)
+
+
 # What a trigger form accepts as an email address (the core normalises and validates it again).
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+
+
+def controller_param(description: str, *, required: bool = False) -> Param:
+    """The controller, chosen from those with an instruction file; optional unless required."""
+    controllers = configured_controllers()
+    if required:
+        return Param(type="string", enum=controllers, title="Controller", description=description)
+    return Param(None, type=["null", "string"], enum=[None, *controllers], title="Controller",
+                 description=description)
+
+
+def email_param(*, required: bool = False) -> Param:
+    """The person's email address."""
+    if required:
+        return Param(type="string", format="email", pattern=EMAIL_PATTERN, maxLength=320,
+                     title="The person's email address")
+    return Param(None, type=["null", "string"], format="email", pattern=EMAIL_PATTERN, maxLength=320,
+                 title="The person's email address")
+
+
+def received_on_param() -> Param:
+    return Param(None, type=["null", "string"], format="date", title="Received on",
+                 description="The day the request arrived; empty for the run's date.")
 
 
 def dry_run_param() -> Param:
@@ -34,9 +79,9 @@ def configured_controllers() -> list[str]:
     import os
     from pathlib import Path
 
-    from include.errors import InvalidInput
-    from include.paths import DEFAULT_INSTRUCTIONS_DIR
-    from include.yamlfiles import read_yaml
+    from include.common.errors import InvalidInput
+    from include.common.paths import DEFAULT_INSTRUCTIONS_DIR
+    from include.common.yamlfiles import read_yaml
 
     controllers = set()
     directory = Path(os.environ.get("GDPR_INSTRUCTIONS_DIR", DEFAULT_INSTRUCTIONS_DIR))  # as WorkflowSettings reads it
@@ -56,9 +101,9 @@ def registered_recipients() -> list[str]:
     import os
     from pathlib import Path
 
-    from include.errors import InvalidInput
-    from include.paths import DEFAULT_RECIPIENTS_FILE
-    from include.yamlfiles import read_yaml
+    from include.common.errors import InvalidInput
+    from include.common.paths import DEFAULT_RECIPIENTS_FILE
+    from include.common.yamlfiles import read_yaml
 
     path = Path(os.environ.get("GDPR_RECIPIENTS_FILE", DEFAULT_RECIPIENTS_FILE))  # as WorkflowSettings reads it
     try:

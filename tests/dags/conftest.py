@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import seed_demo_logs, seed_shop
+from include.common.settings import WorkflowSettings
+from include.demo.shop import seed_demo_logs, seed_shop
 from include.policies.instructions import load_instruction_dir
-from include.settings import WorkflowSettings
 from tests.conftest import PROJECT_ROOT
 
 
@@ -36,7 +36,7 @@ def dagbag(airflow_db):
 @pytest.fixture
 def vault_connection(vault_settings, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({
-        "conn_type": "gdpr_vault",
+        "conn_type": "gdpr-vault",
         "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url,
                   "keyring_path": str(vault_settings.keyring_path)}}))
     return vault_settings
@@ -66,7 +66,7 @@ def shop_world(demo_vault, vault_connection, store_urls, tmp_path, monkeypatch):
     seed_shop(engine)
     engine.dispose()
     monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
-        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
+        {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
     for name, sub in (("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
                       ("REPORTS_DIR", "reports")):
         monkeypatch.setenv(f"GDPR_{name}", str(tmp_path / sub))
@@ -102,8 +102,8 @@ def assert_cleaned_after_the_window(value: str, directory: Path) -> None:
     the forms named in any metadata table, and audits the cleaning (in a vault of its own here)."""
     from airflow.dag_processing.dagbag import DagBag
 
+    from include.common.settings import VaultSettings
     from include.crypto.keyring import create_keyring
-    from include.settings import VaultSettings
     from include.vault.schema import audit_event
     from include.vault.store import Vault
     from tests.airflow_server import connection_json

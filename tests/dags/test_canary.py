@@ -19,9 +19,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import SHOP_CONTROLLER, customers, seed_demo_logs, seed_shop
+from include.common.settings import VaultSettings, WorkflowSettings
+from include.demo.shop import SHOP_CONTROLLER, customers, seed_demo_logs, seed_shop
 from include.policies.instructions import load_instruction_dir
-from include.settings import VaultSettings, WorkflowSettings
 from include.vault.store import NewRecord, Vault
 from tests.airflow_server import BACKFILL_TIMEOUT_S, Airflow, connection_json, demo_vault_in
 from tests.conftest import PROJECT_ROOT
@@ -58,7 +58,7 @@ def canary_world(root: Path) -> tuple[VaultSettings, dict[str, str]]:
             handle.write(f'{CANARY["ip"]} - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET /account HTTP/1.1" 200 512 '
                          '"-" "Mozilla/5.0"\n')
     env = {"AIRFLOW_CONN_GDPR_VAULT_DEFAULT": connection_json(settings),
-           "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr_client_store",
+           "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr-client-store",
                                                     "extra": {"sqlalchemy_url": shop_url}}),
            **{f"GDPR_{name}": str(root / sub) for name, sub in (
                ("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import SHOP_CONTROLLER
-from include.requests.package import open_sealed
+from include.crypto.sealing import open_sealed
+from include.demo.shop import SHOP_CONTROLLER
 from include.requests.register import get_request, requests_received
 from include.vault.schema import disclosure
 from include.vault.store import Vault

@@ -11,12 +11,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data
+from include.common.settings import WorkflowSettings
+from include.demo.shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data
 from include.policies.instructions import load_instruction_dir
 from include.requests.deadlines import due_date
 from include.requests.importer import import_requests
 from include.requests.register import get_request, requests_received
-from include.settings import WorkflowSettings
 from include.vault.store import Vault
 from tests.airflow_server import Airflow, connection_json, demo_vault_in
 from tests.conftest import PROJECT_ROOT
@@ -44,7 +44,7 @@ def test_a_backfill_fulfils_an_imported_backlog_and_the_api_refuses_a_malformed_
     airflow = Airflow(tmp_path / "airflow-home", {
         **os.environ, "PYTHONPATH": str(PROJECT_ROOT),
         "AIRFLOW_CONN_GDPR_VAULT_DEFAULT": connection_json(settings),
-        "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr_client_store",
+        "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr-client-store",
                                                  "extra": {"sqlalchemy_url": shop_url}}),
         **{f"GDPR_{name}": str(tmp_path / sub) for name, sub in (
             ("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"), ("REPORTS_DIR", "reports"))}},

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from include.common.settings import VaultSettings
 from include.crypto.keyring import create_keyring
-from include.demo import demo_people, seed_demo
-from include.demo_shop import SHOP_CONTROLLER, shop_data, shop_truth
+from include.crypto.sealing import open_sealed
+from include.demo.people import demo_people, seed_demo
+from include.demo.shop import SHOP_CONTROLLER, shop_data, shop_truth
 from include.requests.deadlines import due_date
 from include.requests.importer import import_requests
-from include.requests.package import open_sealed
 from include.requests.register import get_request, requests_received
-from include.settings import VaultSettings
 from include.vault.schema import controller
 from include.vault.store import Vault
 from tests.dags.conftest import (
@@ -96,7 +96,7 @@ def test_an_unknown_person_gets_a_no_data_held_package(dagbag, shop_world, tmp_p
 @pytest.mark.airflow
 def test_a_store_that_is_down_fails_the_run_and_no_package_is_made(dagbag, shop_world, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
-        {"conn_type": "gdpr_client_store",
+        {"conn_type": "gdpr-client-store",
          "extra": {"sqlalchemy_url": "postgresql+psycopg2://postgres@127.0.0.1:1/shop?connect_timeout=2"}}))
     dag = dagbag.get_dag("dsar_fulfilment")
     for task in dag.tasks:  # the real DAG retries; here one failure is enough to see
@@ -172,7 +172,7 @@ def test_a_backlog_imported_from_csv_and_backfilled_is_fulfilled_and_again_gives
                           keyring_path=again_dir / "keyring.json")
     with Vault.open(again, create=True) as vault:
         seed_demo(vault)
-    monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({"conn_type": "gdpr_vault", "extra": {
+    monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({"conn_type": "gdpr-vault", "extra": {
         "database_url": again.vault_url, "keystore_url": again.keystore_url, "keyring_path": str(again.keyring_path)}}))
     monkeypatch.setenv("GDPR_OUTBOX_DIR", str(tmp_path / "outbox-again"))
     second = backfill_backlog(dagbag, again, csv_path)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 import sqlalchemy as sa
 
-from include.demo import demo_people
-from include.errors import DataKeyDestroyed
-from include.settings import VaultSettings
+from include.common.errors import DataKeyDestroyed
+from include.common.settings import VaultSettings
+from include.demo.people import demo_people
 from include.vault.store import Vault
 from tests.dags.conftest import metadata_engine, xcom_value
 from tests.helpers import copy_vault_database, subjects_by_fate

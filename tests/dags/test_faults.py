@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import SHOP_CONTROLLER, shop_truth
-from include.requests.package import open_sealed
+from include.crypto.sealing import open_sealed
+from include.demo.shop import SHOP_CONTROLLER, shop_truth
 from include.requests.register import get_request, requests_received
 from include.vault.store import Vault
 from tests.dags.conftest import metadata_engine, task_states
@@ -31,7 +31,7 @@ def test_a_shop_that_goes_away_mid_request_is_retried_and_the_package_is_complet
     proxy = TcpProxy(PORTS[backend])
     url = sa.engine.make_url(store_urls["copy"]).set(host="127.0.0.1", port=proxy.port)
     monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
-        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": url.render_as_string(hide_password=False)}}))
+        {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": url.render_as_string(hide_password=False)}}))
     dag = dagbag.get_dag("dsar_fulfilment")
     for task in dag.tasks:  # retried soon, so the test does not wait minutes
         monkeypatch.setattr(task, "retry_delay", timedelta(seconds=3))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from include.crypto.keyring import load_keyring
-from include.demo_shop import SHOP_CONTROLLER
-from include.requests.package import open_sealed, sealed_kek_version
+from include.crypto.sealing import open_sealed, sealed_kek_version
+from include.demo.shop import SHOP_CONTROLLER
 from include.vault.store import Vault
 from tests.dags.conftest import task_states
 from tests.helpers import client_in_both

@@ -11,7 +11,7 @@ from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
 from gdpr.assets import ENQUIRY_OUTCOMES
 from gdpr.hooks.vault import VaultHook
 from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeOperator
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 from include.vault.store import NewRecord
 from tests.helpers import instruct
 
@@ -19,7 +19,7 @@ from tests.helpers import instruct
 @pytest.fixture
 def connected_vault(vault, vault_settings, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_GDPR_VAULT_DEFAULT", json.dumps({
-        "conn_type": "gdpr_vault",
+        "conn_type": "gdpr-vault",
         "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url,
                   "keyring_path": str(vault_settings.keyring_path)}}))
     vault.add_controller("acme", "Acme", "england-and-wales", actor="test")
@@ -79,14 +79,14 @@ def test_purge_operator_refuses_a_dry_run_that_is_not_a_boolean(connected_vault)
 
 
 def test_hook_without_database_url_says_so(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", json.dumps({"conn_type": "gdpr_vault", "extra": {}}))
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", json.dumps({"conn_type": "gdpr-vault", "extra": {}}))
     with pytest.raises(InvalidInput, match="connection 'broken': extra 'database_url' is missing"):
         VaultHook("broken").settings()
 
 
 def test_hook_reads_the_keyring_from_the_connection_secret(vault_settings, vault, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SECRET_RING", json.dumps({
-        "conn_type": "gdpr_vault", "password": vault_settings.keyring_path.read_text(),
+        "conn_type": "gdpr-vault", "password": vault_settings.keyring_path.read_text(),
         "extra": {"database_url": vault_settings.vault_url, "keystore_url": vault_settings.keystore_url}}))
     ok, message = VaultHook("secret_ring").test_connection()
     assert ok, message

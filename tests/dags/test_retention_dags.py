@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import seed_demo_logs
+from include.common.settings import WorkflowSettings
+from include.demo.shop import seed_demo_logs
 from include.policies.instructions import load_instruction_dir
-from include.settings import WorkflowSettings
 from include.vault.schema import record
 from include.vault.store import Vault
 from tests.conftest import PROJECT_ROOT

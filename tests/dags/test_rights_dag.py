@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo_shop import SHOP_CONTROLLER, shop_truth
-from include.marketing import export_mailing_list, subscribe
-from include.stores.vault import retained_subject_id
-from include.requests.package import open_sealed
+from include.crypto.sealing import open_sealed
+from include.demo.shop import SHOP_CONTROLLER, shop_truth
+from include.duties.marketing import export_mailing_list, subscribe
 from include.requests.register import get_request
+from include.stores.vault import retained_subject_id
 from include.vault.schema import rights_request
 from include.vault.store import Vault
 from tests.conftest import PROJECT_ROOT
@@ -169,8 +169,8 @@ def world_copy(settings, tmp_path) -> dict[str, str]:
         shutil.copy(tmp_path / f"{kind}.db", copy / f"{kind}.db")
     vault = {"database_url": f"sqlite:///{copy / 'vault.db'}", "keystore_url": f"sqlite:///{copy / 'keys.db'}",
              "keyring_path": str(settings.keyring_path)}
-    return {"AIRFLOW_CONN_GDPR_VAULT_DEFAULT": json.dumps({"conn_type": "gdpr_vault", "extra": vault}),
-            "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr_client_store",
+    return {"AIRFLOW_CONN_GDPR_VAULT_DEFAULT": json.dumps({"conn_type": "gdpr-vault", "extra": vault}),
+            "AIRFLOW_CONN_FENLAND_SHOP": json.dumps({"conn_type": "gdpr-client-store",
                                                      "extra": {"sqlalchemy_url": f"sqlite:///{copy / 'copy.db'}"}}),
             **{f"GDPR_{name}": str(copy / sub) for name, sub in (
                 ("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo_woo import (
+from include.common.paths import CONFIG_DIR
+from include.crypto.sealing import open_sealed
+from include.demo.woocommerce import (
     FOUR_SPELLINGS,
     GUEST,
     LAYOUTS,
@@ -27,8 +29,6 @@ from include.demo_woo import (
     woo_tables,
     woo_truth,
 )
-from include.paths import CONFIG_DIR
-from include.requests.package import open_sealed
 from include.requests.register import possible_matches
 from include.vault.schema import rights_request
 from include.vault.store import Vault
@@ -54,7 +54,7 @@ def woo_world(demo_vault, vault_connection, store_urls, layout, tmp_path, monkey
     engine = sa.create_engine(store_urls["copy"])
     seed_woo_shop(engine, layout)
     monkeypatch.setenv(f"AIRFLOW_CONN_{WOO_CONNECTION.upper()}", json.dumps(
-        {"conn_type": "gdpr_client_store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
+        {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
     maps = tmp_path / "maps"
     maps.mkdir()
     shutil.copy(CONFIG_DIR / "datamaps" / "templates" / f"woocommerce-{layout}.yaml", maps / "oak-home-shop.yaml")

@@ -68,7 +68,7 @@ def common(compose: dict) -> dict:
 @pytest.fixture(scope="module")
 def vault_extra(common: dict) -> dict:
     conn = json.loads(common["environment"][CONN_VAR])
-    assert conn["conn_type"] == "gdpr_vault"
+    assert conn["conn_type"] == "gdpr-vault"
     return conn["extra"]
 
 
@@ -251,7 +251,7 @@ def test_keyring_init_writes_where_the_secret_reads(compose: dict, services: dic
     secret_file = ROOT / compose["secrets"]["gdpr_keyring"]["file"]
     assert (ROOT / host_dir / path.name).resolve() == secret_file.resolve()
     script = svc["command"][-1]
-    assert "include.cli keyring init" in script
+    assert "include.admin.cli keyring init" in script
     assert "chmod 0600" in script
 
 
@@ -261,7 +261,7 @@ def test_airflow_init_checks_keyring_then_initialises_vault(services: dict) -> N
     check = script.index("/run/secrets/gdpr_keyring")
     assert "exit 1" in script[check:script.index("airflow version")], "missing keyring must fail"
     airflow_init = script.index("/entrypoint airflow version")
-    vault_init = script.index("/entrypoint python -m include.cli vault init")
+    vault_init = script.index("/entrypoint python -m include.admin.cli vault init")
     assert check < airflow_init < vault_init
 
 

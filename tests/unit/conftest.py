@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from include.common.paths import DEFAULT_DATAMAPS_DIR
+from include.common.settings import WorkflowSettings
 from include.datamap.model import load_data_maps
-from include.demo_shop import SHOP_CONNECTION, SHOP_CONTROLLER, seed_demo_logs, seed_shop
-from include.paths import DEFAULT_DATAMAPS_DIR
+from include.demo.shop import SHOP_CONNECTION, SHOP_CONTROLLER, seed_demo_logs, seed_shop
 from include.policies.instructions import load_instruction_dir
 from include.requests.gather import Stores
-from include.settings import WorkflowSettings
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def audit_verify(vault_settings, monkeypatch, capsys):
     monkeypatch.setenv("GDPR_KEYRING_PATH", str(vault_settings.keyring_path))
 
     def run() -> tuple[int, str]:
-        from include.cli import main
+        from include.admin.cli import main
 
         capsys.readouterr()
         status = main(["audit", "verify"])

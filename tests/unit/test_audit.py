@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from include.errors import AuditError
+from include.common.errors import AuditError
 from include.vault.schema import audit_event, audit_head
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from include.common.errors import InvalidInput
+from include.common.yamlfiles import MAX_FILE_BYTES
 from include.datamap.model import load_data_map
-from include.disclosures import load_register, read_batch
-from include.errors import InvalidInput
+from include.duties.disclosures import load_register, read_batch
 from include.policies.instructions import load_instruction_file
 from include.policies.rules import FinancialYearEnd, RetentionRule
-from include.yamlfiles import MAX_FILE_BYTES
 
 LOADERS = {"instructions": load_instruction_file, "data map": load_data_map, "recipients": load_register}
 CORPUS = [
@@ -97,7 +97,7 @@ def test_a_disclosure_batch_file_is_read_or_refused_cleanly(data):
 
 
 def test_the_shipped_configuration_loads(tmp_path):
-    from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_RECIPIENTS_FILE
+    from include.common.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_RECIPIENTS_FILE
 
     assert load_register(DEFAULT_RECIPIENTS_FILE).content.recipients
     assert all(load_data_map(p).content for p in Path(DEFAULT_DATAMAPS_DIR).glob("*.yaml"))

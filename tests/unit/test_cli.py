@@ -9,7 +9,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from include.demo import demo_people
+from include.demo.people import demo_people
 from include.vault.schema import audit_event
 
 ENV_KEYS = ("GDPR_VAULT_URL", "GDPR_KEYSTORE_URL", "GDPR_KEYRING_PATH")
@@ -22,7 +22,7 @@ def admin(tmp_path):
            "AIRFLOW_API_URL": "http://127.0.0.1:9"}
 
     def run(*args, expect=0):
-        result = subprocess.run([sys.executable, "-m", "include.cli", *args], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "include.admin.cli", *args], capture_output=True,
                                 text=True, env=env, timeout=120)
         assert result.returncode == expect, result.stdout + result.stderr
         return result.stdout + result.stderr

@@ -11,18 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include import cli
-from include.demo import CONTROLLERS
-from include.errors import InvalidInput
-from include.paths import DEFAULT_INSTRUCTIONS_DIR
-from include.policies.instructions import (
-    InstructionBook,
-    SyncResult,
-    load_instruction_dir,
-    load_instruction_file,
-    record_instructions,
-)
+from include.admin import cli
+from include.common.errors import InvalidInput
+from include.common.paths import DEFAULT_INSTRUCTIONS_DIR
+from include.demo.people import CONTROLLERS
+from include.policies.instructions import load_instruction_dir, load_instruction_file
 from include.requests.register import get_request, register_request
+from include.vault.instructions import SyncResult, record_instructions
 from include.vault.schema import audit_event
 
 AT = datetime(2026, 10, 1, 9, tzinfo=UTC)
@@ -81,7 +76,7 @@ def test_a_new_controller_is_registered_from_its_file(vault, tmp_path):
     [registered] = events(vault, "controller.registered")
     assert (registered.controller_id, json.loads(registered.details)) == ("oak-home",
                                                                          {"region": "england-and-wales"})
-    assert [i.category for i in InstructionBook.load(vault).history("oak-home", "enquiry")] == ["enquiry"]
+    assert [i.category for i in vault.instruction_book().history("oak-home", "enquiry")] == ["enquiry"]
     # Its region's bank holidays: 2 January 2026 is a working day in England, not in Scotland.
     assert due_on(vault, "oak-home", date(2025, 12, 2)) == date(2026, 1, 2)
     assert verified(vault)
@@ -155,7 +150,7 @@ def test_the_shipped_files_give_the_demo_controllers_names_and_regions():
 
 @pytest.fixture
 def admin(tmp_path, monkeypatch, capsys):
-    """include.cli.main with the vault, keyring and instructions under tmp_path: (exit, stdout, stderr)."""
+    """include.admin.cli.main with the vault, keyring and instructions under tmp_path: (exit, stdout, stderr)."""
     monkeypatch.setenv("GDPR_VAULT_URL", f"sqlite:///{tmp_path / 'vault.db'}")
     monkeypatch.setenv("GDPR_KEYSTORE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
     monkeypatch.setenv("GDPR_KEYRING_PATH", str(tmp_path / "keyring" / "keyring.json"))

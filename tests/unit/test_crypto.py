@@ -7,10 +7,10 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from include.common.errors import KeyringError, VaultError
 from include.crypto.blind_index import BlindIndexer
 from include.crypto.envelope import FieldCipher, new_data_key, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring, create_keyring, load_keyring, save_keyring
-from include.errors import KeyringError, VaultError
 
 
 def test_keyring_is_created_private_and_reloads(tmp_path):

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from include.common.errors import InvalidInput
+from include.common.paths import DEFAULT_DATAMAPS_DIR as DEMO_MAPS
 from include.datamap.model import ErasureAction, load_data_map, load_data_maps
-from include.errors import InvalidInput
-from include.paths import DEFAULT_DATAMAPS_DIR as DEMO_MAPS
-
 
 GOOD = """\
 store: shop

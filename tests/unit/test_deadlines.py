@@ -9,7 +9,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 from include.requests.deadlines import SUBDIVISIONS, clock_start, due_date, is_working_day
 
 EW, SCO, NI = "england-and-wales", "scotland", "northern-ireland"

@@ -1,4 +1,4 @@
-"""The WooCommerce demo shop (include/demo_woo.py): the generator gives the same rows every time and
+"""The WooCommerce demo shop (include/demo/woocommerce.py): the generator gives the same rows every time and
 has the quirks of a real store, the truth keeps its invariants, the shop seeds on SQLite,
 PostgreSQL and MariaDB with the search indexes working, and the data-map templates and Oak Home's
 instructions name only what the schema and the shop have."""
@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from include.demo import EPOCH
-from include.demo_woo import (
+from include.common.paths import CONFIG_DIR
+from include.demo.people import EPOCH
+from include.demo.woocommerce import (
     ADMIN,
     ANONYMISED_EMAIL,
     FOUR_SPELLINGS,
@@ -45,7 +46,6 @@ from include.demo_woo import (
     woo_tables,
     woo_truth,
 )
-from include.paths import CONFIG_DIR
 from include.policies.rules import RetentionRule
 
 TEMPLATES = CONFIG_DIR / "datamaps" / "templates"

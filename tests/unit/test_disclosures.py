@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo import demo_people
-from include.demo_shop import SHOP_CONTROLLER
-from include.disclosures import (
+from include.common.errors import InvalidInput
+from include.common.paths import DEFAULT_RECIPIENTS_FILE
+from include.common.settings import WorkflowSettings
+from include.crypto.sealing import open_sealed
+from include.demo.people import demo_people
+from include.demo.shop import SHOP_CONTROLLER
+from include.duties.disclosures import (
     Disclosure,
     ingest_inbox,
     load_register,
@@ -23,18 +27,13 @@ from include.disclosures import (
     report_refusals,
     verify_disclosures,
 )
-from include.errors import InvalidInput
-from include.paths import DEFAULT_RECIPIENTS_FILE
+from include.duties.processing_records import processor_records, write_processor_records
 from include.policies.instructions import load_instruction_dir
-from include.records import processor_records, write_processor_records
-from include.requests.access import AccessSettings
-from include.requests.access import fulfil as fulfil_access
-from include.requests.package import open_sealed
+from include.requests.pipeline import RequestSettings
+from include.requests.pipeline import fulfil
 from include.requests.register import register_request
-from include.requests.restriction import restrict
-from include.requests.rights import fulfil as fulfil_rights
 from include.requests.rights import register_rights_request
-from include.settings import WorkflowSettings
+from include.vault.restriction import restrict
 from include.vault.schema import audit_event, disclosure
 from tests.helpers import client_in_both
 
@@ -211,10 +210,10 @@ def test_the_processor_records_list_categories_recipients_transfers_and_safeguar
 def test_a_disclosure_appears_in_the_access_package_and_the_erasure_confirmation(stores, tmp_path):
     vault, email = stores.vault, client_in_both()
     record_disclosure(vault, REGISTER, court_order(email), actor="test", at=AT)
-    settings = AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
+    settings = RequestSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
     access = register_request(vault, controller_id=SHOP_CONTROLLER, kind="access", received_on=AT.date(),
                               identities={"email": [email]}, actor="test", at=AT)
-    delivered = fulfil_access(vault, lambda _: stores, access, settings, on=AT.date(), actor="test", at=AT)
+    delivered = fulfil(vault, lambda _: stores, access, settings, on=AT.date(), actor="test", at=AT)
     files = open_sealed(Path(delivered["package"]).read_bytes(), keyring=vault.keyring)
     [told] = json.loads(files["data/disclosures.json"])
     assert (told["recipient"], told["reference"], told["categories"]) == (
@@ -223,7 +222,7 @@ def test_a_disclosure_appears_in_the_access_package_and_the_erasure_confirmation
 
     erase = register_rights_request(vault, controller_id=SHOP_CONTROLLER, kind="erase", received_on=AT.date(),
                                     identities={"email": [email]}, actor="test", at=AT)
-    confirmed = fulfil_rights(vault, lambda _: stores, erase, settings, on=AT.date(), actor="test", at=AT)
+    confirmed = fulfil(vault, lambda _: stores, erase, settings, on=AT.date(), actor="test", at=AT)
     summary = json.loads(Path(confirmed["confirmation"]).with_suffix(".json").read_text())
     assert [r["recipient"] for r in summary["recipients"]] == [
         "HM Courts & Tribunals Service (courts of England and Wales)"]

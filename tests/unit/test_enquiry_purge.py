@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from include.clock import utcnow
-from include.demo import demo_people, seed_demo
-from include.enquiries import purge_closed_enquiries, record_outcome
-from include.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
-from include.policies.holds import lift_hold, place_hold
+from include.common.clock import utcnow
+from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
+from include.common.settings import VaultSettings
+from include.demo.people import demo_people, seed_demo
+from include.duties.enquiries import purge_closed_enquiries, record_outcome
 from include.requests.register import close_request
-from include.settings import VaultSettings
+from include.vault.holds import lift_hold, place_hold
 from include.vault.schema import key_to_destroy, legal_hold, rights_request
 from include.vault.store import NewRecord, Vault
 from tests.helpers import copy_vault_database, instruct, subjects_by_fate

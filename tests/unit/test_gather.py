@@ -4,25 +4,26 @@ against what the demo generated."""
 from __future__ import annotations
 
 import base64
-import re
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from include.common.errors import InvalidInput, KeyringError, StoreUnavailable
+from include.common.paths import DEFAULT_DATAMAPS_DIR as MAPS
+from include.crypto.sealing import open_sealed, seal
 from include.datamap.model import load_data_map
-from include.demo_shop import SHOP_CONTROLLER, shop_data, shop_truth
-from include.errors import InvalidInput, KeyringError, StoreUnavailable
-from include.policies.instructions import InstructionBook
-from include.requests.gather import gather_subject, known_identities
-from include.requests.access import AccessSettings, fulfil
-from include.requests.package import build_package, open_sealed, seal
-from include.requests.redaction import WITHHELD, Redactor, name_words
+from include.demo.shop import SHOP_CONTROLLER, shop_data, shop_truth
+from include.requests.access import searched
+from include.requests.gather import known_identities
+from include.requests.package import build_package
+from include.requests.pipeline import Case, RequestSettings, fulfil, work_on_stores
 from include.requests.register import get_request, register_request, request_identities
-from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
 from include.stores.identities import IdentitySet
+from include.stores.redaction import WITHHELD, Redactor, name_words
 from include.stores.sql import SqlStore
 from tests.helpers import client_in_both
 
@@ -33,10 +34,20 @@ def by_store(results) -> dict:
     return {result.store: result for result in results}
 
 
-def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(stores):
+def gather(stores, email: str, work_dir: Path) -> tuple[str, list]:
+    """A new access request from the email, and every store's findings, through the pipeline's steps."""
+    request_id = register_request(stores.vault, controller_id=SHOP_CONTROLLER, kind="access",
+                                  received_on=date(2026, 11, 24), identities={"email": [email]}, actor="test", at=AT)
+    settings = RequestSettings(work_dir=work_dir, outbox_dir=work_dir / "outbox")
+    work_on_stores(stores.vault, lambda _: stores, request_id, settings, actor="test", at=AT)
+    case = Case.open(stores.vault, stores, request_id, settings, actor="test", at=AT)
+    return request_id, searched(case, stores.ids())
+
+
+def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(stores, tmp_path):
     email = client_in_both()
     truth = shop_truth(email)
-    results = by_store(gather_subject(stores, IdentitySet.given([("email", email)])))
+    results = by_store(gather(stores, email, tmp_path)[1])
     assert set(results) == {"vault", "fenland-shop", "fenland-logs"}
 
     shop_found = {}
@@ -67,8 +78,8 @@ def test_every_record_of_the_person_is_found_in_every_store_and_nobody_elses(sto
     assert not [other for other in others if other in everything]
 
 
-def test_an_unknown_person_is_found_nowhere(stores):
-    results = gather_subject(stores, IdentitySet.given([("email", "nobody.here@example.org")]))
+def test_an_unknown_person_is_found_nowhere(stores, tmp_path):
+    _, results = gather(stores, "nobody.here@example.org", tmp_path)
     assert [len(result.records) for result in results] == [0, 0, 0]
 
 
@@ -88,24 +99,22 @@ def test_a_store_that_is_down_is_reported_as_unavailable(tmp_path):
         SqlStore(load_data_map(MAPS / "fenland-shop.yaml"), down).search(IdentitySet.given([("email", "a@b.org")]))
 
 
-def make_package(stores, email: str, on=date(2026, 11, 24)):
-    request_id = register_request(stores.vault, controller_id=SHOP_CONTROLLER, kind="access", received_on=on,
-                                  identities={"email": [email]}, actor="test", at=AT)
+def make_package(stores, email: str, work_dir: Path, on=date(2026, 11, 24)):
+    request_id, results = gather(stores, email, work_dir)
     given = IdentitySet.given(request_identities(stores.vault, request_id))
-    results = gather_subject(stores, given)
     identities = known_identities(given, results)
     own = name_words([f.data.get(c) for r in results for f in r.records
                       for c in ("name", "first_name", "last_name", "billing_name")] + ["Fenland Cycles Ltd"])
     files = build_package(request=get_request(stores.vault, request_id), controller_name="Fenland Cycles Ltd",
-                          results=results, maps=stores.maps, book=InstructionBook.load(stores.vault),
+                          results=results, maps=stores.maps, book=stores.vault.instruction_book(),
                           redactor=Redactor(identities, own), on=on)
     return request_id, files
 
 
-def test_the_package_holds_the_persons_data_withholds_others_and_opens_only_with_its_secret(stores):
+def test_the_package_holds_the_persons_data_withholds_others_and_opens_only_with_its_secret(stores, tmp_path):
     email = client_in_both()
     truth = shop_truth(email)
-    request_id, files = make_package(stores, email)
+    request_id, files = make_package(stores, email, tmp_path)
     everything = b"".join(files.values()).decode()
     assert email in everything and all(ip in everything for ip in truth.ips)
     assert truth.others_named and not [other for other in truth.others_named if other in everything]
@@ -120,7 +129,7 @@ def test_the_package_holds_the_persons_data_withholds_others_and_opens_only_with
     manifest = json.loads(files["manifest.json"])
     assert manifest["withheld_values"] >= 2 and manifest["stores_searched"] == ["fenland-logs", "fenland-shop", "vault"]
 
-    sealed, secret = seal(files, keyring=stores.vault.keyring, request_id=request_id)
+    sealed, secret = seal(files, keyring=stores.vault.keyring, reference=request_id)
     assert email.encode() not in sealed and b"order_notes" not in sealed
     assert open_sealed(sealed, secret=secret) == files
     assert open_sealed(sealed, keyring=stores.vault.keyring) == files
@@ -131,8 +140,8 @@ def test_the_package_holds_the_persons_data_withholds_others_and_opens_only_with
         open_sealed(tampered, secret=secret)
 
 
-def test_an_unknown_person_gets_a_no_data_held_package(stores):
-    _, files = make_package(stores, "nobody.here@example.org")
+def test_an_unknown_person_gets_a_no_data_held_package(stores, tmp_path):
+    _, files = make_package(stores, "nobody.here@example.org", tmp_path)
     assert [name for name in files if name.startswith("data/")] == []
     assert "No personal data held" in files["report.html"].decode()
 
@@ -142,7 +151,7 @@ def test_a_request_registered_for_a_vault_subject_is_answered_from_their_identit
     subject_id = stores.vault.find_subjects(SHOP_CONTROLLER, "email", email)[0]
     request_id = register_request(stores.vault, controller_id=SHOP_CONTROLLER, kind="access", subject_id=subject_id,
                                   received_on=date(2026, 11, 24), actor="test", at=AT)
-    settings = AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
+    settings = RequestSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
     done = fulfil(stores.vault, lambda controller_id: stores, request_id, settings, on=date(2026, 11, 24),
                   actor="test", at=AT)
     files = open_sealed(Path(done["package"]).read_bytes(), keyring=stores.vault.keyring)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from include.common.errors import InvalidInput, KeyringError
+from include.common.reports import csv_bytes, write_csv
+from include.common.settings import VaultSettings
 from include.crypto.keyring import Keyring
 from include.datamap.model import load_data_map
-from include.disclosures import load_register
-from include.errors import InvalidInput, KeyringError
+from include.duties.disclosures import load_register
 from include.policies.instructions import load_instruction_file
-from include.reports import csv_bytes, write_csv
 from include.requests.importer import import_requests
-from include.settings import VaultSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
@@ -139,19 +139,19 @@ def test_csv_headers_and_every_writer_are_neutralised(tmp_path):
 
 
 def test_every_csv_the_project_writes_goes_through_csv_bytes():
-    """include/reports.py's csv_bytes is the one CSV writer (mailing lists, access packages, reports)."""
+    """include/common/reports.py's csv_bytes is the one CSV writer (mailing lists, access packages, reports)."""
     writers = re.compile(r"\.to_csv\(|csv\.writer\(|csv\.DictWriter\(|\bimport csv\b")
-    readers_only = {"include/disclosures.py"}  # reads batch files of disclosures, writes none
+    readers_only = {"include/duties/disclosures.py"}  # reads batch files of disclosures, writes none
     found = {str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "include").rglob("*.py")
              if writers.search(p.read_text())}
-    assert found - readers_only == {"include/reports.py"}
-    disclosures = (PROJECT_ROOT / "include" / "disclosures.py").read_text()
+    assert found - readers_only == {"include/common/reports.py"}
+    disclosures = (PROJECT_ROOT / "include" / "duties" / "disclosures.py").read_text()
     assert not re.search(r"csv\.(writer|DictWriter)\(|\.to_csv\(", disclosures)
 
 
 def test_a_mailing_list_export_neutralises_formulas(vault, tmp_path):
-    from include.marketing import export_mailing_list, subscribe
-    from include.requests.package import open_sealed
+    from include.crypto.sealing import open_sealed
+    from include.duties.marketing import export_mailing_list, subscribe
     from tests.helpers import instruct
 
     vault.add_controller("acme", "Acme Ltd", "england-and-wales", actor="test")
@@ -273,7 +273,7 @@ def test_the_vault_hook_connection_test_never_shows_the_secret(tmp_path, monkeyp
     secret, keys = keyring_secret()
     url = f"sqlite:///{tmp_path / 'vault.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_LEAKY", json.dumps({
-        "conn_type": "gdpr_vault", "password": secret, "extra": {"database_url": url, "keystore_url": url}}))
+        "conn_type": "gdpr-vault", "password": secret, "extra": {"database_url": url, "keystore_url": url}}))
     ok, message = VaultHook("leaky").test_connection()
     assert not ok and "must name a different database" in message
     assert_no_fragment(message, [secret[-40:], *keys])
@@ -281,7 +281,7 @@ def test_the_vault_hook_connection_test_never_shows_the_secret(tmp_path, monkeyp
     malformed = json.loads(secret)
     malformed["active_kek"] = keys[0]
     monkeypatch.setenv("AIRFLOW_CONN_LEAKY", json.dumps({
-        "conn_type": "gdpr_vault", "password": json.dumps(malformed),
+        "conn_type": "gdpr-vault", "password": json.dumps(malformed),
         "extra": {"database_url": url, "keystore_url": f"sqlite:///{tmp_path / 'keys.db'}"}}))
     ok, message = VaultHook("leaky").test_connection()
     assert not ok and "active_kek" in message

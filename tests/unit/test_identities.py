@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.errors import InvalidInput
-from include.identities import (
+from include.common.errors import InvalidInput
+from include.common.identities import (
     _parsed_phone,
     _validated_email,
     normalise_customer_number,

@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from include.common.errors import InvalidInput
 from include.datamap.model import load_data_map
-from include.errors import InvalidInput
-from include.policies.instructions import InstructionBook
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet, Standing
 from include.stores.sql import SqlStore
@@ -207,7 +206,7 @@ def test_an_erasure_changes_the_persons_rows_and_no_one_elses(vault, shop, tmp_p
     instruct(vault, CONTROLLER, {"account": "6 years after the contract ends",
                                  "order": "7 years from the end of the financial year"})
     target = store(shop, tmp_path, system_address_declared=False)
-    acting = Acting(CONTROLLER, "r-1", "test", AT, book=InstructionBook.load(vault))
+    acting = Acting(CONTROLLER, "r-1", "test", AT, book=vault.instruction_book())
     before = dump(shop)
     plan = target.plan_erasure(IdentitySet.given([("email", person)]), acting)
     target.apply_erasure(target.erasure_plan(plan.model_dump(mode="json")), acting)
@@ -236,7 +235,7 @@ def test_two_vault_subjects_sharing_a_phone_each_reach_only_themselves(vault):
                                  {"email": email, "phone": spelled, "name": name})
                        for email, spelled, name in ((BOB, phone, "Bob Brown"), (CAROL, "+441632960123", "Carol Brown"))],
                       actor="test")
-    acting = Acting(CONTROLLER, "r-1", "test", AT, book=InstructionBook.load(vault))
+    acting = Acting(CONTROLLER, "r-1", "test", AT, book=vault.instruction_book())
     [bob], [carol] = (vault.find_subjects(CONTROLLER, "email", e) for e in (BOB, CAROL))
     store = VaultStore(vault, CONTROLLER)
     result = store.search(IdentitySet.given([("email", BOB)]))
@@ -289,7 +288,7 @@ def test_a_constant_mask_on_a_unique_column_fails_once_clearly_and_changes_nothi
     path.write_text(MAP.replace('mask: {email: "deleted-{id}@site.invalid", name: null}',
                                 'mask: {email: "[erased]", name: null}'))
     target = SqlStore(load_data_map(path), shop)
-    acting = Acting(CONTROLLER, "r-1", "test", AT, book=InstructionBook.load(vault))
+    acting = Acting(CONTROLLER, "r-1", "test", AT, book=vault.instruction_book())
     target.apply_erasure(target.plan_erasure(IdentitySet.given([("email", ALICE)]), acting), acting)
     before = dump(shop)
     with pytest.raises(InvalidInput, match=r"store 'acme-shop' refused the change: it breaks a constraint of the "
@@ -300,7 +299,7 @@ def test_a_constant_mask_on_a_unique_column_fails_once_clearly_and_changes_nothi
 
 
 def test_the_cli_validates_every_map_and_with_live_each_store(shop, tmp_path, capsys):
-    from include.cli import main
+    from include.admin.cli import main
 
     maps = tmp_path / "maps"
     maps.mkdir()

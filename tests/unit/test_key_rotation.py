@@ -5,8 +5,6 @@ write-ahead log), which it can before."""
 
 from __future__ import annotations
 
-import base64
-import subprocess
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,17 +12,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from include.common.errors import KeyringError
 from include.crypto.envelope import unwrap_data_key
 from include.crypto.keyring import load_keyring
-from include.demo_shop import SHOP_CONTROLLER
-from include.errors import KeyringError
-from include.requests.access import AccessSettings, fulfil
-from include.requests.package import open_sealed, package_secret, sealed_kek_version
+from include.crypto.sealing import open_sealed, package_secret, sealed_kek_version
+from include.demo.shop import SHOP_CONTROLLER
+from include.requests.pipeline import RequestSettings, fulfil
 from include.requests.register import register_request
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.vault import VaultStore
-from include.policies.instructions import InstructionBook
 from include.vault.rotation import rotate_kek
 from include.vault.schema import data_key
 from include.vault.store import NewRecord, Vault
@@ -41,7 +38,7 @@ def package_for(stores, tmp_path: Path, email: str, n: int) -> Path:
     request_id = register_request(stores.vault, controller_id=SHOP_CONTROLLER, kind="access", received_on=AT.date(),
                                   identities={"email": [email]}, reference=f"K-{n}", actor="test", at=AT)
     done = fulfil(stores.vault, lambda _: stores, request_id,
-                  AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox"), on=date(2026, 11, 24),
+                  RequestSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox"), on=date(2026, 11, 24),
                   actor="test", at=AT)
     return Path(done["package"])
 
@@ -153,7 +150,7 @@ def test_an_erased_key_cannot_be_recovered_from_raw_files_once_its_kek_is_destro
     vault.add_records([enquiry("erased.person@example.org")], actor="test")
     [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", "erased.person@example.org")
     store, acting = VaultStore(vault, SHOP_CONTROLLER), Acting(SHOP_CONTROLLER, "r-1", "test", AT,
-                                                                book=InstructionBook.load(vault))
+                                                                book=vault.instruction_book())
     store.apply_erasure(store.plan_erasure(IdentitySet.given([("email", "erased.person@example.org")]), acting),
                         acting)
     assert vault.keystore.fetch([subject]) == {}

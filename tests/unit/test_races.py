@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from include.enquiries import purge_closed_enquiries
-from include.marketing import subscribe
-from include.policies.retention import sweep_expired
+from include.duties.enquiries import purge_closed_enquiries
+from include.duties.marketing import subscribe
+from include.duties.retention import sweep_expired
 from include.vault.schema import data_subject, key_to_destroy, record
 from include.vault.store import NewRecord, Vault
 from tests.helpers import instruct

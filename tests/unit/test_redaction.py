@@ -7,8 +7,8 @@ import unicodedata
 
 import pytest
 
-from include.requests.redaction import WITHHELD, Redactor, name_words
 from include.stores.identities import IdentitySet
+from include.stores.redaction import WITHHELD, Redactor, name_words
 
 OWN_NAMES = ["Zoë", "Ångström", "Fenland Cycles Ltd"]
 

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 
-from include.enquiries import purge_closed_enquiries, record_outcome
-from include.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
-from include.policies.holds import place_hold
-from include.policies.retention import sweep_expired
+from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
+from include.common.settings import WorkflowSettings
+from include.duties.enquiries import purge_closed_enquiries, record_outcome
+from include.duties.retention import sweep_expired
 from include.requests.register import (
     close_request,
     complete_request,
@@ -30,7 +30,7 @@ from include.requests.register import (
     shred_closed_requests,
     start_request,
 )
-from include.settings import WorkflowSettings
+from include.vault.holds import place_hold
 from include.vault.schema import audit_event, request_identity
 from include.vault.store import NewRecord
 from tests.helpers import instruct

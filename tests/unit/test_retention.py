@@ -4,19 +4,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.errors import InvalidInput
-from include.policies.holds import lift_hold, place_hold
+from include.common.errors import InvalidInput
+from include.common.settings import WorkflowSettings
+from include.duties.retention import retention_report, sweep_expired, write_retention_reports
 from include.policies.instructions import (
-    InstructionBook,
     instructions_in_code,
     load_instruction_dir,
     load_instruction_file,
-    record_instructions,
 )
-from include.policies.retention import retention_report, sweep_expired, write_retention_reports
 from include.policies.rules import FinancialYearEnd, RetentionRule
 from include.requests.register import close_request, register_request
-from include.settings import WorkflowSettings
+from include.vault.holds import lift_hold, place_hold
+from include.vault.instructions import record_instructions
 from include.vault.store import NewRecord
 from tests.helpers import instruct
 
@@ -132,7 +131,7 @@ def test_a_shortened_period_applies_from_the_next_run_and_stays_in_the_history(a
     report = sweep(acme, datetime(2026, 5, 1, 2, tzinfo=UTC))
     assert (report.deleted, report.outcomes[0].rule, report.outcomes[0].given_on) == \
         (1, "2 years from collection", "2026-05-01")
-    history = InstructionBook.load(acme).history("acme", "contact")
+    history = acme.instruction_book().history("acme", "contact")
     assert [(i.given_on, i.retention.text) for i in history] == [
         (date(2024, 1, 1), "6 years from collection"), (date(2026, 5, 1), "2 years from collection")]
 

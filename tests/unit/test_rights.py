@@ -11,35 +11,36 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from include.common.errors import InvalidInput, Restricted
+from include.common.paths import DEFAULT_DATAMAPS_DIR as MAPS
+from include.crypto.sealing import open_sealed
 from include.datamap.model import load_data_map
-from include.demo_shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
-from include.errors import InvalidInput, Restricted
-from include.enquiries import purge_closed_enquiries
-from include.marketing import export_mailing_list, is_suppressed, subscribe
-from include.paths import DEFAULT_DATAMAPS_DIR as MAPS
-from include.policies.instructions import InstructionBook
-from include.requests.access import AccessSettings
-from include.requests.package import open_sealed
+from include.demo.shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
+from include.duties.enquiries import purge_closed_enquiries
+from include.duties.marketing import export_mailing_list, subscribe
+from include.requests.pipeline import RequestSettings
 from include.requests.register import get_request
-from include.requests.restriction import restricted_subjects
-from include.requests.rights import fulfil, register_rights_request
+from include.requests.pipeline import fulfil
+from include.requests.rights import register_rights_request
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.sql import SqlStore
 from include.stores.vault import retained_subject_id
+from include.vault.restriction import restricted_subjects
 from include.vault.schema import audit_event, data_subject, record
 from include.vault.store import NewRecord
+from include.vault.suppression import is_suppressed
 from tests.helpers import client_in_both
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
 
 
 def acting(vault) -> Acting:
-    return Acting(SHOP_CONTROLLER, "test-request", "test", AT, book=InstructionBook.load(vault))
+    return Acting(SHOP_CONTROLLER, "test-request", "test", AT, book=vault.instruction_book())
 
 
-def settings(tmp_path: Path) -> AccessSettings:
-    return AccessSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
+def settings(tmp_path: Path) -> RequestSettings:
+    return RequestSettings(work_dir=tmp_path / "work", outbox_dir=tmp_path / "outbox")
 
 
 def exercise(stores, tmp_path, kind: str, email: str, *, reference: str, **extra) -> tuple[str, dict]:

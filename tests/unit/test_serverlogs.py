@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.errors import InvalidInput
-from include.files import TEMP_PREFIX
-import include.serverlogs as logs
-from include.serverlogs import anonymise_host, apply_to_directory, apply_to_file, apply_to_hosts, line_time
+import include.stores.serverlogs as logs
+from include.common.errors import InvalidInput
+from include.common.files import TEMP_PREFIX
+from include.stores.serverlogs import anonymise_host, apply_to_directory, apply_to_file, apply_to_hosts, line_time
 
 CUTOFF = datetime(2026, 10, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -90,7 +90,7 @@ def test_unreadable_times_count_as_old_and_bad_input_is_named(tmp_path):
 KILLABLE = """
 import sys
 from datetime import datetime, UTC
-import include.serverlogs as logs
+import include.stores.serverlogs as logs
 logs.BLOCK_BYTES = 64 * 1024
 real = logs._process_block
 def slow(*args):

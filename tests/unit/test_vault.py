@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from include.common.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
+from include.common.settings import VaultSettings
 from include.crypto.keyring import create_keyring, load_keyring
-from include.errors import DataKeyDestroyed, InvalidInput, KeyringError, UnknownRecord, VaultError
-from include.settings import VaultSettings
 from include.vault.rotation import rotate_kek
 from include.vault.schema import data_key, record, record_field
 from include.vault.store import NewRecord, Vault

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from include.common.paths import CONFIG_DIR
 from include.datamap.model import load_data_map
-from include.demo_woo import (
+from include.demo.woocommerce import (
     FOUR_SPELLINGS,
     GUEST,
     HOUSEHOLD,
@@ -25,12 +26,12 @@ from include.demo_woo import (
     woo_tables,
     woo_truth,
 )
-from include.paths import CONFIG_DIR
-from include.policies.instructions import InstructionBook, load_instruction_file, record_instructions
+from include.policies.instructions import load_instruction_file
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.sql import SqlStore
 from include.stores.sql_checks import check_store
+from include.vault.instructions import record_instructions
 
 AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
 TEMPLATES = CONFIG_DIR / "datamaps" / "templates"
@@ -103,7 +104,7 @@ def test_an_erasure_keeps_roles_retains_orders_minimised_and_touches_no_one_else
     store, data = woo_store(woo_shop, layout), woo_data(layout)
     person = woo_person(key)
     truth = woo_truth(data, person.email)
-    acting = Acting(WOO_CONTROLLER, "r-1", "test", AT, book=InstructionBook.load(vault))
+    acting = Acting(WOO_CONTROLLER, "r-1", "test", AT, book=vault.instruction_book())
     before = dump(woo_shop, layout)
     plan = store.plan_erasure(IdentitySet.given([("email", person.email)]), acting)
     outcome = store.apply_erasure(store.erasure_plan(plan.model_dump(mode="json")), acting)

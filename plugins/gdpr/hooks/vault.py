@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-from include.errors import InvalidInput
+from include.admin.provider import VAULT_CONNECTION
+from include.common.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from include.settings import VaultSettings
+    from include.common.settings import VaultSettings
     from include.vault.store import Vault
 
 
@@ -24,25 +25,15 @@ class VaultHook(BaseHook):
 
     conn_name_attr = "vault_conn_id"
     default_conn_name = "gdpr_vault_default"
-    conn_type = "gdpr_vault"
+    conn_type = VAULT_CONNECTION  # its form's fields: include/admin/provider.py
     hook_name = "GDPR Vault"
 
     def __init__(self, vault_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.vault_conn_id = vault_conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["host", "schema", "login", "port"],
-            "relabeling": {"password": "Keyring (JSON secret; leave empty to use keyring_path)"},
-            "placeholders": {"extra": '{"database_url": "postgresql+psycopg2://...", '
-                                      '"keystore_url": "postgresql+psycopg2://...", '
-                                      '"keyring_path": "/run/secrets/gdpr_keyring"}'},
-        }
-
     def settings(self) -> VaultSettings:
-        from include.settings import VaultSettings  # the core loads at run time, not at DAG parse
+        from include.common.settings import VaultSettings  # the core loads at run time, not at DAG parse
 
         conn = self.get_connection(self.vault_conn_id)
         extra = conn.extra_dejson

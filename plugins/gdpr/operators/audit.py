@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import Context
 
 from gdpr.operators.base import BaseVaultOperator
-from include.errors import AuditError
+from include.common.errors import AuditError
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -19,7 +19,7 @@ class VerifyAuditLogOperator(BaseVaultOperator):
     logged disclosure no longer matches its audit event in the chain."""
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.disclosures import verify_audit_log
+        from include.duties.disclosures import verify_audit_log
 
         result, disclosure_problems = verify_audit_log(vault)
         if problems := result.problems + disclosure_problems:

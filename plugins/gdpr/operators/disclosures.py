@@ -6,15 +6,15 @@ XCom carries disclosure ids, counts and paths; never a person's email.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
-from gdpr.operators.base import BaseVaultOperator
-from gdpr.operators.retention import run_date
-from include.errors import Restricted
+from gdpr.operators.base import BaseVaultOperator, run_date
+from include.common.clock import utcnow
+from include.common.errors import Restricted
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -27,15 +27,14 @@ class RecordDisclosureOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict | None:
-        from include.disclosures import Disclosure, Refusal, load_register, record_disclosure, report_refusals
-        from include.settings import WorkflowSettings
+        from include.duties.disclosures import Disclosure, Refusal, load_register, record_disclosure, report_refusals
 
         params = context["params"]
         if not params.get("email"):
             self.log.info("No disclosure in the form")
             return None
         mask_secret(params["email"])
-        workflow = WorkflowSettings()
+        workflow = self.workflow
         run_id = context["dag_run"].run_id
         item = Disclosure(
             controller_id=params["controller"], recipient_id=params["recipient"], email=params["email"],
@@ -44,10 +43,10 @@ class RecordDisclosureOperator(BaseVaultOperator):
                           else run_date(context).date()),
             reference=params.get("reference") or None, source=f"form:{run_id}"[:120])
         outcome = record_disclosure(vault, load_register(workflow.recipients_file).content, item, actor=self.actor,
-                                    at=datetime.now(UTC))
+                                    at=utcnow())
         if outcome.refusal:
             report_refusals(workflow.outbox_dir, [Refusal(f"form, run {run_id}", item.controller_id,
-                                                          item.recipient_id, outcome.refusal)], at=datetime.now(UTC),
+                                                          item.recipient_id, outcome.refusal)], at=utcnow(),
                             controllers=vault.controller_ids())
             raise Restricted(outcome.refusal)
         self.log.info("Disclosure %s to %s logged%s", outcome.disclosure_id, item.recipient_id,
@@ -60,14 +59,13 @@ class IngestDisclosuresOperator(BaseVaultOperator):
     file away afterwards; reports refused rows to their controllers."""
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.disclosures import ingest_inbox, load_register, report_refusals
-        from include.settings import WorkflowSettings
+        from include.duties.disclosures import ingest_inbox, load_register, report_refusals
 
-        workflow = WorkflowSettings()
+        workflow = self.workflow
         outcomes = ingest_inbox(vault, load_register(workflow.recipients_file).content, workflow.disclosures_inbox,
-                                actor=self.actor, at=datetime.now(UTC))
+                                actor=self.actor, at=utcnow())
         refusals = [refusal for outcome in outcomes for refusal in outcome.refusals]
-        reports = (report_refusals(workflow.outbox_dir, refusals, at=datetime.now(UTC),
+        reports = (report_refusals(workflow.outbox_dir, refusals, at=utcnow(),
                                    controllers=vault.controller_ids()) if refusals else [])
         for outcome in outcomes:
             self.log.info("%s: %d logged, %d logged before, %d refused", outcome.file, outcome.recorded,
@@ -91,15 +89,16 @@ class ProcessorRecordsOperator(BaseVaultOperator):
         self.controller_id = controller_id
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
-        from include.disclosures import load_register
+        from include.duties.disclosures import load_register
+        from include.duties.processing_records import processor_records, write_processor_records
         from include.policies.instructions import load_instruction_dir
-        from include.records import processor_records, write_processor_records
-        from include.settings import WorkflowSettings
 
-        workflow = WorkflowSettings()
+        workflow = self.workflow
         register = load_register(workflow.recipients_file).content
         instructions = load_instruction_dir(workflow.instructions_dir)
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        period_start: date  # pendulum's Date from the interval, else datetime's
+        as_of: date
         if start and end and end > start:  # the month the run covers
             period_start, as_of = start.date(), (end - timedelta(days=1)).date()
         else:

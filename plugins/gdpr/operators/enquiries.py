@@ -9,8 +9,8 @@ from airflow.sdk import Context
 
 from gdpr.assets import ENQUIRY_OUTCOMES
 from gdpr.operators.base import BaseVaultOperator
-from include.clock import utcnow
-from include.errors import GdprError, InvalidInput
+from include.common.clock import utcnow
+from include.common.errors import GdprError, InvalidInput
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -26,11 +26,11 @@ class ApplyEnquiryOutcomesOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.enquiries import check_enquiry_id, check_outcome, record_outcome
+        from include.duties.enquiries import check_enquiry_id, check_outcome, record_outcome
 
         events = context["triggering_asset_events"]
         applied, unchanged, rejected = 0, 0, []
-        for event in (events[ENQUIRY_OUTCOMES] if ENQUIRY_OUTCOMES in events else []):
+        for event in events.get(ENQUIRY_OUTCOMES, []):
             where = f"asset event of {event.timestamp.isoformat()}"
             try:
                 extra = event.extra or {}
@@ -56,20 +56,22 @@ class EnquiryPurgeOperator(BaseVaultOperator):
     :param batch_size: enquiries per transaction.
     """
 
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "dry_run", "batch_size")
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "dry_run_only", "batch_size")
 
     def __init__(self, *, dry_run: bool | str = False, batch_size: int | str = 500, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.dry_run = dry_run
+        self.dry_run_only = dry_run  # not self.dry_run: that is BaseOperator's method
         self.batch_size = batch_size
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        if not isinstance(self.dry_run, bool):
-            raise InvalidInput(f"dry_run must be true or false, got {self.dry_run!r}")
-        from include.enquiries import purge_closed_enquiries
+        if not isinstance(self.dry_run_only, bool):
+            raise InvalidInput(f"dry_run must be true or false, got {self.dry_run_only!r}")
+        if not isinstance(self.batch_size, int):  # as the purge says it, before it starts
+            raise InvalidInput(f"batch_size must be a positive whole number, got {self.batch_size!r}")
+        from include.duties.enquiries import purge_closed_enquiries
 
         report = purge_closed_enquiries(vault, now=utcnow(), actor=self.actor,
-                                        batch_size=self.batch_size, dry_run=self.dry_run)
+                                        batch_size=self.batch_size, dry_run=self.dry_run_only)
         self.log.info(
             "%s %d enquiries (%d records) in %d batches; %d subjects' data keys %s; "
             "held back: %d by legal hold, %d by open request",

@@ -15,7 +15,8 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from gdpr.operators.base import BaseVaultOperator
-from include.errors import InvalidInput, VaultError
+from include.common.clock import utcnow
+from include.common.errors import InvalidInput, VaultError
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
@@ -55,7 +56,7 @@ class MetadataHygieneOperator(BaseVaultOperator):
         return url
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.files import remove_older_than
+        from include.common.files import remove_older_than
 
         try:
             hours = int(self.window_hours)
@@ -63,7 +64,7 @@ class MetadataHygieneOperator(BaseVaultOperator):
             raise InvalidInput(f"window_hours must be a whole number of hours, got {self.window_hours!r}") from None
         if hours < 0:
             raise InvalidInput(f"window_hours must not be negative, got {hours}")
-        now = datetime.now(UTC)
+        now = utcnow()
         # Never this run itself: `db clean` cannot leave out a workflow's runs by dag id without failing
         # on the deadline table, so the cutoff stops a second before this run started.
         started = datetime.fromtimestamp((context["dag_run"].start_date or now).timestamp(), UTC)
@@ -78,10 +79,9 @@ class MetadataHygieneOperator(BaseVaultOperator):
         if cleaned.returncode != 0:
             raise VaultError(f"airflow db clean failed ({cleaned.returncode}): {cleaned.stderr[-1500:]}")
         removed = remove_older_than(Path(conf.get("logging", "base_log_folder")), cutoff)
-        with vault.engine.begin() as conn:
-            vault.audit.append(conn, at=now, actor=self.actor, action="airflow.metadata_cleaned", details={
-                "cutoff": cutoff.isoformat(timespec="seconds"), "tables": list(CLEANED_TABLES),
-                "log_files_removed": removed})
+        vault.record_event("airflow.metadata_cleaned", actor=self.actor, at=now, details={
+            "cutoff": cutoff.isoformat(timespec="seconds"), "tables": list(CLEANED_TABLES),
+            "log_files_removed": removed})
         self.log.info("Airflow metadata older than %s cleaned (%s); %d task log file(s) removed",
                       cutoff.isoformat(timespec="seconds"), ", ".join(CLEANED_TABLES), removed)
         return {"cutoff": cutoff.isoformat(), "log_files_removed": removed}

@@ -3,14 +3,12 @@ that holds for copies of erased keys left in table files, logs and backups)."""
 
 from __future__ import annotations
 
-from typing import Any
+from airflow.sdk import Context
 
-from airflow.sdk import BaseOperator, Context
-
-from gdpr.hooks.vault import VaultHook
+from gdpr.operators.base import GdprOperator
 
 
-class RotateKekOperator(BaseOperator):
+class RotateKekOperator(GdprOperator):
     """A new active KEK; every live data key and sealed file rewrapped under it; retired KEKs that
     nothing is wrapped under any more destroyed. Needs the keyring as a file (a keyring kept in a
     secrets backend is rotated there).
@@ -18,19 +16,11 @@ class RotateKekOperator(BaseOperator):
     :param vault_conn_id: the Airflow connection of the vault.
     """
 
-    template_fields = ("vault_conn_id",)
-
-    def __init__(self, *, vault_conn_id: str = VaultHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.vault_conn_id = vault_conn_id
-
-    def execute(self, context: Context) -> dict:
-        from include.settings import WorkflowSettings
+    def run(self, context: Context) -> dict:
         from include.vault.rotation import rotate_kek
 
-        workflow = WorkflowSettings()
-        result = rotate_kek(VaultHook(vault_conn_id=self.vault_conn_id).settings(),
-                            actor=f"airflow:{self.dag_id}.{self.task_id}",
+        workflow = self.workflow
+        result = rotate_kek(self.hook.settings(), actor=self.actor,
                             sealed_dirs=[workflow.outbox_dir, workflow.disclosures_inbox / "processed"])
         self.log.info("KEK %d -> %d: %d data keys and %d sealed files rewrapped; destroyed %s; kept %s",
                       result.old_version, result.new_version, result.rewrapped, result.resealed,

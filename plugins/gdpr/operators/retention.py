@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
 from gdpr.assets import RETENTION_REPORTS
-from gdpr.operators.base import BaseVaultOperator
-from include.errors import InvalidInput
+from gdpr.operators.base import BaseVaultOperator, run_date
+from include.common.clock import utcnow
+from include.common.errors import InvalidInput
 
 if TYPE_CHECKING:
     from include.vault.store import Vault
 
 
-def run_date(context: Context) -> datetime:
-    """The instant a run acts as of: its logical date (a backfill's past day), else when it ran."""
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return datetime.fromtimestamp(when.timestamp(), UTC)
-
-
 def _check_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _check_whole(name: str, value: object) -> int:
+    if not isinstance(value, int):
+        raise InvalidInput(f"{name} must be a positive whole number, got {value!r}")
     return value
 
 
@@ -44,12 +44,12 @@ class InstructionsOperator(BaseVaultOperator):
         self.instructions_dir = instructions_dir
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[str]:
-        from include.policies.instructions import load_instruction_dir, record_instructions
-        from include.settings import WorkflowSettings
+        from include.policies.instructions import load_instruction_dir
+        from include.vault.instructions import record_instructions
 
-        directory = Path(self.instructions_dir or WorkflowSettings().instructions_dir)
+        directory = Path(self.instructions_dir or self.workflow.instructions_dir)
         files = load_instruction_dir(directory)
-        result = record_instructions(vault, files, actor=self.actor, at=datetime.now(UTC))
+        result = record_instructions(vault, files, actor=self.actor, at=utcnow())
         self.log.info("Instructions from %d file(s) in %s: %d controller(s) registered, %d changed; "
                       "%d instruction(s) newly recorded, %d already recorded", len(files), directory,
                       result.registered, result.changed, result.recorded, result.unchanged)
@@ -64,22 +64,22 @@ class RetentionSweepOperator(BaseVaultOperator):
     :param batch_size: records per transaction.
     """
 
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "controller_id", "dry_run",
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "controller_id", "dry_run_only",
                                       "batch_size")
 
     def __init__(self, *, controller_id: str, dry_run: bool | str = False, batch_size: int | str = 1000,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.controller_id = controller_id
-        self.dry_run = dry_run
+        self.dry_run_only = dry_run  # not self.dry_run: that is BaseOperator's method
         self.batch_size = batch_size
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.policies.retention import sweep_expired
+        from include.duties.retention import sweep_expired
 
         report = sweep_expired(vault, controller_id=self.controller_id, as_of=run_date(context),
-                               actor=self.actor, batch_size=self.batch_size,
-                               dry_run=_check_flag("dry_run", self.dry_run))
+                               actor=self.actor, batch_size=_check_whole("batch_size", self.batch_size),
+                               dry_run=_check_flag("dry_run", self.dry_run_only))
         for outcome in report.outcomes:
             self.log.info("%s/%s under '%s': %s %d records, %d subjects' keys; kept %d by legal hold, "
                           "%d by open request", outcome.controller_id, outcome.category, outcome.rule,
@@ -98,33 +98,30 @@ class RetentionReportOperator(BaseVaultOperator):
     :param reports_dir: where reports go; default GDPR_REPORTS_DIR.
     """
 
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "sweeps", "dry_run",
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "sweeps", "dry_run_only",
                                       "reports_dir")
 
     def __init__(self, *, sweeps: Any, dry_run: bool | str = False, reports_dir: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(outlets=[RETENTION_REPORTS], **kwargs)
         self.sweeps = sweeps
-        self.dry_run = dry_run
+        self.dry_run_only = dry_run  # not self.dry_run: that is BaseOperator's method
         self.reports_dir = reports_dir
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.policies.retention import CategoryOutcome, SweepReport, retention_report, write_retention_reports
-        from include.settings import WorkflowSettings
+        from include.duties.retention import SweepReport, retention_report, write_retention_reports
 
         as_of = run_date(context)
-        sweeps = [SweepReport(as_of=s["as_of"], dry_run=s["dry_run"], no_instruction=s["no_instruction"],
-                              outcomes=[CategoryOutcome(**o) for o in s["by_category"]])
-                  for s in (self.sweeps or [])]
-        directory = (Path(self.reports_dir or WorkflowSettings().reports_dir) / context["dag"].dag_id
+        sweeps = [SweepReport.from_summary(summary) for summary in self.sweeps or []]
+        directory = (Path(self.reports_dir or self.workflow.reports_dir) / context["dag"].dag_id
                      / as_of.strftime("%Y-%m-%dT%H%M%SZ"))
-        paths = write_retention_reports(directory, as_of=as_of, dry_run=_check_flag("dry_run", self.dry_run),
+        paths = write_retention_reports(directory, as_of=as_of, dry_run=_check_flag("dry_run", self.dry_run_only),
                                         sweeps=sweeps, lines=retention_report(vault, as_of=as_of))
         deleted = sum(s.deleted for s in sweeps)
         context["outlet_events"][RETENTION_REPORTS].extra = {
-            "as_of": as_of.isoformat(), "dry_run": self.dry_run, "deleted": deleted, "report": paths["html"]}
+            "as_of": as_of.isoformat(), "dry_run": self.dry_run_only, "deleted": deleted, "report": paths["html"]}
         self.log.info("Retention report written to %s (%d records %s)", directory, deleted,
-                      "would be deleted" if self.dry_run else "deleted")
+                      "would be deleted" if self.dry_run_only else "deleted")
         return {"deleted": deleted, **paths}
 
 
@@ -147,11 +144,10 @@ class ServerLogRetentionOperator(BaseVaultOperator):
         self.log_root = log_root
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
+        from include.duties.retention import sweep_server_logs
         from include.policies.instructions import load_instruction_dir
-        from include.policies.retention import sweep_server_logs
-        from include.settings import WorkflowSettings
 
-        settings = WorkflowSettings()
+        settings = self.workflow
         files = load_instruction_dir(Path(self.instructions_dir or settings.instructions_dir))
         locations = [loc for f in files if f.content.controller == self.controller_id
                      for loc in f.content.server_logs]
@@ -174,24 +170,23 @@ class ShredClosedRequestsOperator(BaseVaultOperator):
     :param dry_run: count what would go, change nothing.
     """
 
-    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "months", "dry_run")
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "months", "dry_run_only")
 
     def __init__(self, *, months: int | str | None = None, dry_run: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.months = months
-        self.dry_run = dry_run
+        self.dry_run_only = dry_run  # not self.dry_run: that is BaseOperator's method
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
         from include.requests.register import shred_closed_requests
-        from include.settings import WorkflowSettings
 
-        months = WorkflowSettings().request_accountability_months if self.months in (None, "") else self.months
+        months = self.workflow.request_accountability_months if self.months in (None, "") else self.months
         try:
             months = int(months)
         except (TypeError, ValueError):
             raise InvalidInput(f"months must be a whole number of months, got {self.months!r}") from None
         report = shred_closed_requests(vault, as_of=run_date(context), months=months, actor=self.actor,
-                                       dry_run=_check_flag("dry_run", self.dry_run))
+                                       dry_run=_check_flag("dry_run", self.dry_run_only))
         self.log.info("Requests closed by %s (%d months before the run): %s the identities of %d, %d key(s) "
                       "destroyed; %d kept by a legal hold", report.cutoff, months,
                       "would destroy" if report.dry_run else "destroyed", report.requests, report.keys_destroyed,

@@ -1,24 +1,22 @@
-"""Operators of rights requests (rectify, erase, restrict, lift a restriction, object): register,
-plan, act on one store, confirm.
+"""The operator that registers a rights request (rectify, erase, restrict, lift a restriction,
+object) from the trigger form; the steps after it are include/requests/pipeline.py's
+(gdpr.operators.requests).
 
-XCom carries request ids, store names, counts and paths; never a person's identities or values.
+XCom carries request ids; never a person's identities or values.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
 
 from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
-from gdpr.operators.base import BaseVaultOperator
-from gdpr.operators.dsar import FinishRequestsOperator, PlanRequestsOperator, StoreStepOperator, access_settings
-from gdpr.operators.retention import run_date
+from gdpr.operators.base import BaseVaultOperator, run_date
+from include.common.clock import utcnow
 
 if TYPE_CHECKING:
-    from include.requests.access import AccessSettings
-    from include.requests.gather import Stores
     from include.vault.store import Vault
 
 
@@ -47,40 +45,6 @@ class RightsRequestOperator(BaseVaultOperator):
         request_id = register_rights_request(
             vault, controller_id=params["controller"], kind=right, received_on=received, identities=identities,
             particulars={k: v for k, v in particulars.items() if v}, corrections=corrections,
-            reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor, at=datetime.now(UTC))
+            reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor, at=utcnow())
         self.log.info("Request %s (%s) registered for controller %s", request_id, right, params["controller"])
         return [request_id]
-
-
-class PlanRightsOperator(PlanRequestsOperator):
-    """The store actions of rights requests: the vault and SQL stores; or, with logs=True, the server
-    logs with every IP address found. Restricting, lifting and objecting are done here."""
-
-    steps = "include.requests.rights"
-
-
-class ActOnStoreOperator(StoreStepOperator):
-    """Erases or rectifies in one store for one request; a retry applies the plan made before
-    anything changed."""
-
-    def execute_on_vault(self, vault: Vault, context: Context) -> dict:
-        from include.requests.rights import act
-
-        outcome = act(vault, self.stores(vault), self.request_id, self.store, access_settings(), actor=self.actor,
-                      at=datetime.now(UTC))
-        records = sum(done["records"] for done in outcome["done"])
-        kept = len(outcome.get("kept", []))
-        self.log.info("Store %s, request %s: %d record(s) changed, %d kept", self.store, self.request_id, records, kept)
-        return {"request_id": self.request_id, "store": self.store, "changed": records, "kept": kept}
-
-
-class ConfirmRightsOperator(FinishRequestsOperator):
-    """Writes each request's confirmation to the controller's outbox and completes the request."""
-
-    def finish(self, vault: Vault, stores: Stores, request_id: str, settings: AccessSettings, *, on: date,
-               at: datetime) -> dict:
-        from include.requests.rights import confirm
-
-        outcome = confirm(vault, stores, request_id, settings, on=on, actor=self.actor, at=at)
-        self.log.info("Request %s: %s, confirmation %s", request_id, outcome["status"], outcome["confirmation"])
-        return outcome

@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from include.errors import InvalidInput, Restricted, UnknownRecord
+from include.common.errors import InvalidInput, Restricted, UnknownRecord
 from include.vault.keystore import chunks
 from include.vault.schema import KEPT_AFTER_ERASURE, data_subject, restriction
 from include.vault.store import Vault, new_id

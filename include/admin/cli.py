@@ -2,7 +2,7 @@
 recording an enquiry's outcome, legal holds, importing requests, opening access packages, the
 controllers' mailing lists.
 
-Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/settings.py). Prints
+Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/common/settings.py). Prints
 opaque ids and counts, never personal data. Exit status: 0 done, 1 refused or failed (the message
 says why), 2 bad usage.
 """
@@ -18,35 +18,30 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from include.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreachable
-from include.clock import utcnow
+from include.admin.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowUnreachable
+from include.common.clock import utcnow
+from include.common.errors import GdprError, InvalidInput, StoreUnavailable
+from include.common.files import write_atomically
+from include.common.settings import VaultSettings, WorkflowSettings
+from include.common.urls import display_url
 from include.crypto.keyring import create_keyring, load_keyring
+from include.crypto.sealing import open_sealed, package_secret
 from include.datamap.model import load_data_maps_each
-from include.demo import DEMO_INSTRUCTIONS, seed_demo
-from include.demo_shop import seed_demo_logs, seed_shop
-from include.demo_woo import HPOS, seed_woo_shop
-from include.disclosures import verify_audit_log
-from include.enquiries import ENQUIRY, OUTCOMES, record_outcome
-from include.errors import GdprError, InvalidInput, StoreUnavailable
-from include.files import write_atomically
-from include.marketing import export_mailing_list, subscribe
-from include.policies.holds import lift_hold, place_hold
-from include.policies.instructions import (
-    InstructionBook,
-    SyncResult,
-    load_instruction_dir,
-    load_instruction_dir_each,
-    record_instructions,
-)
+from include.demo.people import DEMO_INSTRUCTIONS, seed_demo
+from include.demo.shop import seed_demo_logs, seed_shop
+from include.demo.woocommerce import HPOS, seed_woo_shop
+from include.duties.disclosures import verify_audit_log
+from include.duties.enquiries import ENQUIRY, OUTCOMES, record_outcome
+from include.duties.marketing import export_mailing_list, subscribe
+from include.policies.instructions import load_instruction_dir, load_instruction_dir_each
 from include.requests.importer import import_requests
-from include.requests.package import open_sealed, package_secret
 from include.requests.register import get_request, possible_matches, requests_received
-from include.settings import VaultSettings, WorkflowSettings
 from include.stores.connections import url_from_environment
 from include.stores.logs import LogStore
 from include.stores.sql import SqlStore
 from include.stores.sql_checks import check_store, searches
-from include.vault.db import display_url
+from include.vault.holds import lift_hold, place_hold
+from include.vault.instructions import SyncResult, record_instructions
 from include.vault.rotation import rotate_kek
 from include.vault.schema import record
 from include.vault.store import Vault
@@ -110,7 +105,7 @@ def cmd_vault_status(args) -> int:
 def cmd_vault_connection(args) -> int:
     """The Airflow connection that points the workflows at this vault, as JSON."""
     settings = _settings()
-    print(json.dumps({"conn_type": "gdpr_vault", "description": "The encrypted GDPR vault",
+    print(json.dumps({"conn_type": "gdpr-vault", "description": "The encrypted GDPR vault",
                       "extra": {"database_url": settings.vault_url,
                                 "keystore_url": settings.keystore_url,
                                 "keyring_path": str(settings.keyring_path)}}))
@@ -206,11 +201,12 @@ def cmd_datamap_validate(args) -> int:
             except StoreUnavailable as exc:
                 problems.append(str(exc))
             continue
-        url = given.get(data_map.connection) or url_from_environment(data_map.connection)
+        connection = data_map.connection
+        assert connection is not None  # a sql map is validated to name its connection
+        url = given.get(connection) or url_from_environment(connection)
         if url is None:
-            problems.append(f"{loaded.path}:{loaded.line_of('connection')}: connection: '{data_map.connection}' is "
-                            f"not set here: give AIRFLOW_CONN_{data_map.connection.upper()} or --connection "
-                            f"{data_map.connection}=URL")
+            problems.append(f"{loaded.path}:{loaded.line_of('connection')}: connection: '{connection}' is "
+                            f"not set here: give AIRFLOW_CONN_{connection.upper()} or --connection {connection}=URL")
             continue
         engine = create_engine(url)
         try:
@@ -282,7 +278,7 @@ def cmd_instructions_load(args) -> int:
 
 def cmd_instructions_history(args) -> int:
     with _open() as vault:
-        book = InstructionBook.load(vault)
+        book = vault.instruction_book()
     categories = [args.category] if args.category else book.categories(args.controller)
     if not categories:
         print(f"no instructions recorded for controller '{args.controller}'", file=sys.stderr)
@@ -512,13 +508,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRY_AGAIN = 75  # sysexits' EX_TEMPFAIL: a scheduler or script may run the command again later
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except GdprError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {exc}" + (" (try again later)" if exc.retryable else ""), file=sys.stderr)
+        return TRY_AGAIN if exc.retryable else 1
     except ValueError as exc:  # settings that fail validation
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,12 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from include.paths import DEFAULT_DATAMAPS_DIR, DEFAULT_INSTRUCTIONS_DIR, DEFAULT_RECIPIENTS_FILE, DEFAULT_VAR_DIR
+from include.common.paths import (
+    DEFAULT_DATAMAPS_DIR,
+    DEFAULT_INSTRUCTIONS_DIR,
+    DEFAULT_RECIPIENTS_FILE,
+    DEFAULT_VAR_DIR,
+)
 
 
 class VaultSettings(BaseSettings):
@@ -42,7 +47,7 @@ class VaultSettings(BaseSettings):
     @field_validator("vault_url", "keystore_url")
     @classmethod
     def _a_database_url(cls, value: str | None, info) -> str | None:
-        from include.vault.db import parse_url  # SQLAlchemy loads only when settings are made
+        from include.common.urls import parse_url  # SQLAlchemy loads only when settings are made
 
         if value is not None:
             parse_url(value, info.field_name)
@@ -50,7 +55,7 @@ class VaultSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_keystore_beside_keyring(self) -> VaultSettings:
-        from include.vault.db import same_database
+        from include.common.urls import same_database
 
         if self.keystore_url is None:
             self.keystore_url = f"sqlite:///{self.keyring_path.parent / 'datakeys.db'}"

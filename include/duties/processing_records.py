@@ -12,14 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from include.disclosures import Register, transfer_refusal
-from include.errors import UnknownRecord
-from include.policies.instructions import InstructionBook, InstructionFile
+from include.common.errors import UnknownRecord
+from include.common.reports import write_csv, write_html, write_json
+from include.common.yamlfiles import LoadedFile
+from include.duties.disclosures import Register, transfer_refusal
+from include.policies.instructions import InstructionFile
 from include.policies.rules import start_of
-from include.reports import write_csv, write_html, write_json
 from include.vault.schema import audit_event, controller, disclosure
 from include.vault.store import Vault
-from include.yamlfiles import LoadedFile
 
 CSV_COLUMNS = ("section", "name", "purpose", "legal_basis", "retention", "kind", "role", "country", "categories",
                "safeguard", "safeguard_reference", "disclosures", "detail")
@@ -61,16 +61,16 @@ def processor_records(vault: Vault, register: Register, instructions: list[Loade
         name = conn.execute(select(controller.c.name).where(controller.c.id == controller_id)).scalar()
         if name is None:
             raise UnknownRecord(f"controller '{controller_id}' is not registered in the vault")
-        counts = dict(conn.execute(select(disclosure.c.recipient_id, func.count())
-                                   .where(disclosure.c.controller_id == controller_id,
-                                          disclosure.c.disclosed_on >= period_start,
-                                          disclosure.c.disclosed_on <= as_of)
-                                   .group_by(disclosure.c.recipient_id)).all())
+        counts: dict[str, int] = dict(conn.execute(select(disclosure.c.recipient_id, func.count())
+                                                   .where(disclosure.c.controller_id == controller_id,
+                                                          disclosure.c.disclosed_on >= period_start,
+                                                          disclosure.c.disclosed_on <= as_of)
+                                                   .group_by(disclosure.c.recipient_id)).all())
         refusals = conn.execute(select(func.count()).select_from(audit_event).where(
             audit_event.c.action == "disclosure.refused", audit_event.c.controller_id == controller_id,
             audit_event.c.at >= start_of(period_start),
             audit_event.c.at < start_of(as_of + timedelta(days=1)))).scalar_one()
-    book = InstructionBook.load(vault)
+    book = vault.instruction_book()
     processing = []
     for category in book.categories(controller_id):
         if (instruction := book.in_effect(controller_id, category, as_of)) is not None:

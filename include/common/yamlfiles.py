@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 
 MAX_FILE_BYTES = 1_000_000
 # Aliases let a few bytes stand for a great deal (a "billion laughs": nine levels of nine aliases
@@ -23,6 +23,11 @@ Model = TypeVar("Model", bound=BaseModel)
 
 class _Refused(yaml.MarkedYAMLError):
     """YAML that is valid but refused: too deep, a recursive alias, or too much behind its aliases."""
+
+    problem_mark: yaml.Mark  # always given: where the refused YAML is
+
+    def __init__(self, problem: str, problem_mark: yaml.Mark) -> None:
+        super().__init__(problem=problem, problem_mark=problem_mark)
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -87,14 +92,22 @@ class LoadedFile(Generic[Model]):
     lines: dict[tuple, int]  # YAML path -> line number, for messages
 
     def line_of(self, *path) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, 1)
+        return _line_of(self.lines, path)
 
     def error(self, path: tuple, message: str) -> InvalidInput:
         """An error about the value at `path` (keys and indexes), naming its file, line and field."""
-        field = ".".join(str(part) for part in path) or "(file)"
-        return InvalidInput(f"{self.path}:{self.line_of(*path)}: {field}: {message}")
+        return _error_at(self.path, self.lines, path, message)
+
+
+def _line_of(lines: dict[tuple, int], path: tuple) -> int:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def _error_at(file: Path, lines: dict[tuple, int], path: tuple, message: str) -> InvalidInput:
+    field = ".".join(str(part) for part in path) or "(file)"
+    return InvalidInput(f"{file}:{_line_of(lines, path)}: {field}: {message}")
 
 
 def _lines(node: yaml.Node, path: tuple, into: dict[tuple, int]) -> None:
@@ -166,8 +179,7 @@ def load_yaml_file(path: Path, model: type[Model], expected: str) -> LoadedFile[
     except ValidationError as exc:
         error = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LoadedFile(path, None, lines).error(
-            tuple(error["loc"]), error["msg"].removeprefix("Value error, ") + more) from None
+        raise _error_at(path, lines, tuple(error["loc"]), error["msg"].removeprefix("Value error, ") + more) from None
     return LoadedFile(path, content, lines)
 
 

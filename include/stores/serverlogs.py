@@ -33,8 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.errors import InvalidInput
-from include.files import remove_stale_temporaries, replacing
+from include.common.errors import InvalidInput
+from include.common.files import remove_stale_temporaries, replacing
+from include.policies.instructions import LogAction
 
 BLOCK_BYTES = 8 * 2**20
 _PEEK = 4096  # bytes read at a block's ends to find its first and last lines' times
@@ -80,7 +81,7 @@ _ARROW_IPV6 = (rf"^({_G}:{_G}:{_G})(?::{_H}:{_H}:{_H}:{_H}:{_H}|::(?:{_H}(?::{_H
                rf"|:{_H}::(?:{_H}(?::{_H}){{0,2}})?|:{_H}:{_H}::(?:{_H}(?::{_H})?)?|:{_H}:{_H}:{_H}::(?:{_H})?)"
                r" [^\[\n]*\[")
 _ARROW_IPV6_CUT = r"^([^: ]+:[^: ]+:[^: ]+:)[^ ]* [^\[\n]*\["
-ACTIONS = ("anonymise", "drop")
+ACTIONS = tuple(LogAction)  # what an instruction may ask of old log lines
 
 
 def line_time(line: bytes) -> datetime | None:
@@ -119,7 +120,7 @@ def _anonymise_block(block: bytes) -> tuple[bytes, int]:
     if new == block:
         return new, 0
     # No rule adds or removes a newline: the lines pair up.
-    return new, sum(old != now for old, now in zip(block.split(b"\n"), new.split(b"\n")))
+    return new, sum(old != now for old, now in zip(block.split(b"\n"), new.split(b"\n"), strict=False))
 
 
 def _lines(block: bytes | memoryview) -> pa.LargeBinaryArray:
@@ -280,7 +281,7 @@ def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
             sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
             with _open_log(path) as source, \
                     ThreadPoolExecutor(WORKERS) as pool:
-                for block, (new, changed) in _in_order(
+                for _block, (new, changed) in _in_order(
                         pool, lambda b: _process_block(b, cutoff, action), _blocks(source)):
                     outcome.lines_changed += changed
                     outcome.rewritten |= changed > 0

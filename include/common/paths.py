@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 CONFIG_DIR = PROJECT_ROOT / "include" / "config"
 DEFAULT_INSTRUCTIONS_DIR = CONFIG_DIR / "instructions"

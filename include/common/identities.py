@@ -12,7 +12,7 @@ import re
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from include.errors import InvalidInput
+from include.common.errors import InvalidInput
 
 MAX_IDENTITY_LENGTH = 320  # RFC 5321's longest address; nothing shorter is cut off
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -47,6 +48,7 @@ from faker import Faker
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnDefault,
     DateTime,
     Engine,
     Index,
@@ -62,7 +64,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-from include.demo import EPOCH, SEED
+from include.demo.people import EPOCH, SEED
 
 WOO_CONTROLLER = "oak-home"
 WOO_CONNECTION = "oak_home_shop"  # the Airflow connection the data-map templates name
@@ -100,14 +102,15 @@ _TINYINT = SmallInteger().with_variant(mysql.TINYINT(1), "mysql", "mariadb")
 _MONEY = Numeric(26, 8)  # decimal(26,8)
 # WordPress creates its tables utf8mb4 with a case-insensitive collation; a GDPR search on MariaDB
 # relies on it (see SEARCH_INDEXES).
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
 def _key(table: str, name: str, *columns: str, unique: bool = False, **lengths: int) -> Index:
     """WordPress's KEY `name` (columns). Index names are per table on MariaDB but per schema on
     PostgreSQL and SQLite, so the table's name leads; prefix lengths (`meta_key(191)`) apply on
     MariaDB, where utf8mb4 needs them, and are left out elsewhere."""
-    return Index(f"{table}_{name}", *columns, unique=unique, **({"mysql_length": lengths} if lengths else {}))
+    dialect_options: dict[str, Any] = {"mysql_length": lengths} if lengths else {}
+    return Index(f"{table}_{name}", *columns, unique=unique, **dialect_options)
 
 
 def _users(md: MetaData) -> Table:
@@ -621,13 +624,13 @@ class _Order:
     created: datetime
     email: str  # as typed: wc_orders.billing_email and _billing_email
     address_email: str  # wp_wc_order_addresses.email
-    billing: dict
-    shipping: dict
+    billing: dict[str, str]
+    shipping: dict[str, str]
     ip: str
     ua: str
-    lines: list  # (product index, quantity)
-    shipping_method: tuple
-    payment: tuple
+    lines: list[tuple[int, int]]  # (product index, quantity)
+    shipping_method: tuple[str, str, str, str]
+    payment: tuple[str, str]
     status: str
     customer_note: str
     refund: _Refund | None = None
@@ -637,17 +640,36 @@ class _Order:
     transaction_id: str = ""
 
 
+_Row = dict[str, Any]  # a table's row: column -> value
+_Event = tuple[datetime, int, _Row, str, int | None]  # a comment: (when, number, row, owner, parent's number)
+
+
 @dataclass
 class _World:
     people: list[WooPerson]
-    users: list[dict]  # wp_users rows
+    users: list[_Row]  # wp_users rows
     usermeta: list[tuple[int, str, str, str]]  # (user_id, key, value, owner)
-    lookups: list[tuple[dict, str]]
+    lookups: list[tuple[_Row, str]]
     orders: list[_Order]
-    comments: list[tuple[dict, str | None]]
-    posts: list[dict]  # pages and products
+    comments: list[tuple[_Row, str | None]]
+    posts: list[_Row]  # pages and products
     product_ids: list[int]
     admin_id: int
+
+
+@dataclass
+class _Spec:
+    """What the generator decides about a person before writing any row."""
+    role: str
+    first: str
+    last: str
+    phone: str  # as typed
+    address: dict[str, str]
+    email: str
+    mixed: str  # the email as capitalised as the name
+    ips: list[str]
+    ua: str
+    email2: str = ""  # SECOND_EMAIL's other address
 
 
 def _email_local(first: str, last: str) -> str:
@@ -655,396 +677,478 @@ def _email_local(first: str, last: str) -> str:
     return f"{clean(first)}.{clean(last)}"
 
 
-@cache
-def _world() -> _World:
-    """Everything both layouts share, decided once: people, accounts, orders, comments, products."""
-    fake = Faker("en_GB")
-    fake.seed_instance(SEED + 11)
-    rng = random.Random(f"{SEED}/woo")
-    token = lambda n, alphabet=string.ascii_letters + string.digits: "".join(  # noqa: E731
-        rng.choice(alphabet) for _ in range(n))
-    start, end = EPOCH - timedelta(days=8 * 365), EPOCH - timedelta(days=2)
+def _phone_of(number: int, key: str, mobile: int) -> str:
+    """The person's phone number as they type it."""
+    if key in HOUSEHOLD:
+        return _HOUSEHOLD_PHONES[HOUSEHOLD.index(key)]
+    if number % 3 == 0:  # Ofcom's drama ranges: numbers that are never anyone's
+        area, rest = _LANDLINES[number % len(_LANDLINES)]
+        suffix = 124 if (area, mobile) == ("01632", 123) else mobile
+        return _spell_phone(f"{area} {rest}{suffix:03d}", number)
+    return _spell_phone(f"07700 900{mobile:03d}", number)
 
-    def moment(low: datetime, high: datetime) -> datetime:
+
+def _session_token(uid: int, ip: str, ua: str, login_at: int) -> tuple[str, str]:
+    """WordPress's session_tokens user meta for one login (PHP-serialised)."""
+    digest = hashlib.sha256(f"{uid}/{login_at}".encode()).hexdigest()
+    return ("session_tokens",
+            f'a:1:{{s:64:"{digest}";a:4:{{s:10:"expiration";i:{login_at + 14 * 86400};s:2:"ip";'
+            f's:{len(ip)}:"{ip}";s:2:"ua";s:{len(ua)}:"{ua}";s:5:"login";i:{login_at};}}}}')
+
+
+_PLAN = [(ADMIN, "admin"), (FOUR_SPELLINGS, "customer"), (SECOND_EMAIL, "customer"),
+         (HOUSEHOLD[0], "customer"), (HOUSEHOLD[1], "customer"), (GUEST, "guest"),
+         *((f"guest-{n}", "guest") for n in range(2, 6)),
+         *((f"customer-{n:02d}", "customer") for n in range(1, 21))]  # (person's key, role)
+_ADDRESS_META = ("first_name", "last_name", "address_1", "city", "postcode", "country")  # an account's billing_*
+
+
+class _WorldBuilder:
+    """The steps of `_world`. Each draws from the same seeded Faker and Random, so the steps, and the
+    draws within each, must keep their order for the data to stay the same."""
+
+    admin_id: int
+
+    def __init__(self) -> None:
+        self.fake = Faker("en_GB")
+        self.fake.seed_instance(SEED + 11)
+        self.rng = random.Random(f"{SEED}/woo")
+        self.start, self.end = EPOCH - timedelta(days=8 * 365), EPOCH - timedelta(days=2)
+        self.spec: dict[str, _Spec] = {}
+        self.registered: dict[str, datetime] = {}
+        self.user_ids: dict[str, int] = {}
+        self.posts: list[_Row] = []
+        self.next_post = 1
+        self.product_ids: list[int] = []
+        self.orders: list[_Order] = []
+        self.users: list[_Row] = []
+        self.usermeta: list[tuple[int, str, str, str]] = []
+        self.events: list[_Event] = []
+
+    def token(self, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+        return "".join(self.rng.choice(alphabet) for _ in range(n))
+
+    def moment(self, low: datetime, high: datetime) -> datetime:
         span = max(int((high - low).total_seconds()), 1)
-        return (low + timedelta(seconds=rng.randrange(span))).replace(microsecond=0)
+        return (low + timedelta(seconds=self.rng.randrange(span))).replace(microsecond=0)
 
     # -- who ----------------------------------------------------------------------------------
-    plan = [(ADMIN, "admin"), (FOUR_SPELLINGS, "customer"), (SECOND_EMAIL, "customer"),
-            (HOUSEHOLD[0], "customer"), (HOUSEHOLD[1], "customer"), (GUEST, "guest"),
-            *((f"guest-{n}", "guest") for n in range(2, 6)),
-            *((f"customer-{n:02d}", "customer") for n in range(1, 21))]
-    mobiles = rng.sample(range(1000), len(plan))
-    household_surname = None
-    household_address = None
-    spec = {}
-    for number, (key, role) in enumerate(plan):
+    def decide_people(self) -> None:
+        mobiles = self.rng.sample(range(1000), len(_PLAN))
+        for number, (key, role) in enumerate(_PLAN):
+            self.spec[key] = self._spec_of(number, key, role, mobiles[number])
+        for key in HOUSEHOLD:
+            self.spec[key].ips = [HOME_IP, self.spec[key].ips[0]]
+        self.spec["customer-07"].ips = ["2001:db8:4f2a:17::52", "198.51.100.90"]  # an IPv6 home connection
+        self.spec[ADMIN].ips = [ADMIN_IP]
+        self.spec[ADMIN].ua = _UAS[2]
+        second = self.spec[SECOND_EMAIL]
+        second.email2 = f"{second.first[0]}{second.last}@{self.fake.free_email_domain()}".lower().replace("'", "")
+
+    def _spec_of(self, number: int, key: str, role: str, mobile: int) -> _Spec:
+        fake = self.fake
         first = fake.first_name()
         last = fake.last_name()
-        if key == HOUSEHOLD[1]:
-            last = household_surname
-        if key == HOUSEHOLD[0]:
-            household_surname = last
+        if key == HOUSEHOLD[1]:  # the household shares a surname and an address
+            last = self.spec[HOUSEHOLD[0]].last
         local = _email_local(first, last)  # as capitalised as the name
         domain = SHOP_DOMAIN if role == "admin" else fake.free_email_domain()
         address = {"address_1": fake.street_address(), "city": fake.city(), "postcode": fake.postcode()}
-        if key == HOUSEHOLD[0]:
-            household_address = address
-        elif key == HOUSEHOLD[1]:
-            address = household_address
-        if key in HOUSEHOLD:
-            phone = _HOUSEHOLD_PHONES[HOUSEHOLD.index(key)]
-        elif number % 3 == 0:  # Ofcom's drama ranges: numbers that are never anyone's
-            area, rest = _LANDLINES[number % len(_LANDLINES)]
-            suffix = 124 if (area, mobiles[number]) == ("01632", 123) else mobiles[number]
-            phone = _spell_phone(f"{area} {rest}{suffix:03d}", number)
-        else:
-            phone = _spell_phone(f"07700 900{mobiles[number]:03d}", number)
-        spec[key] = {
-            "role": role, "first": first, "last": last, "phone": phone, "address": address,
-            "email": f"{local}{number}@{domain}".lower() if role != "admin" else f"{local}@{domain}".lower(),
-            "mixed": f"{local}{number}@{domain}",  # Alice.Petrov7@...
-            "ips": [f"198.51.100.{10 + number}", f"203.0.113.{100 + number}"],
-            "ua": _UAS[number % len(_UAS)],
-        }
-    for key in HOUSEHOLD:
-        spec[key]["ips"] = [HOME_IP, spec[key]["ips"][0]]
-    spec["customer-07"]["ips"] = ["2001:db8:4f2a:17::52", "198.51.100.90"]  # an IPv6 home connection
-    spec[ADMIN]["ips"] = [ADMIN_IP]
-    spec[ADMIN]["ua"] = _UAS[2]
-    second = spec[SECOND_EMAIL]
-    second["email2"] = f"{second['first'][0]}{second['last']}@{fake.free_email_domain()}".lower().replace("'", "")
+        if key == HOUSEHOLD[1]:
+            address = self.spec[HOUSEHOLD[0]].address
+        return _Spec(
+            role=role, first=first, last=last, phone=_phone_of(number, key, mobile), address=address,
+            email=f"{local}{number}@{domain}".lower() if role != "admin" else f"{local}@{domain}".lower(),
+            mixed=f"{local}{number}@{domain}",  # Alice.Petrov7@...
+            ips=[f"198.51.100.{10 + number}", f"203.0.113.{100 + number}"],
+            ua=_UAS[number % len(_UAS)])
 
     # -- accounts (registered in time order; IDs follow, with the gaps deleted spam users leave) --
-    registered = {ADMIN: _INSTALLED}
-    for key, role in plan:
-        if role == "customer":
-            registered[key] = moment(start + timedelta(days=60), EPOCH - timedelta(days=200))
-    registered[FOUR_SPELLINGS] = EPOCH - timedelta(days=6 * 365 + 40)
-    registered["customer-01"] = start - timedelta(days=200)  # an account from WooCommerce 3.x days
-    registered[SECOND_EMAIL] = EPOCH - timedelta(days=3 * 365)
-    user_ids, next_user = {}, 1
-    for key in sorted(registered, key=lambda k: (registered[k], k)):
-        user_ids[key] = next_user
-        next_user += 1 + (rng.random() < 0.2)
-    admin_id = user_ids[ADMIN]
+    def register_accounts(self) -> None:
+        registered = {ADMIN: _INSTALLED}
+        for key, role in _PLAN:
+            if role == "customer":
+                registered[key] = self.moment(self.start + timedelta(days=60), EPOCH - timedelta(days=200))
+        registered[FOUR_SPELLINGS] = EPOCH - timedelta(days=6 * 365 + 40)
+        registered["customer-01"] = self.start - timedelta(days=200)  # an account from WooCommerce 3.x days
+        registered[SECOND_EMAIL] = EPOCH - timedelta(days=3 * 365)
+        next_user = 1
+        for key in sorted(registered, key=lambda k: (registered[k], k)):
+            self.user_ids[key] = next_user
+            next_user += 1 + (self.rng.random() < 0.2)
+        self.registered = registered
+        self.admin_id = self.user_ids[ADMIN]
 
-    people = []
-    for key, role in plan:
-        s = spec[key]
-        emails = [s["email"]] + ([s["email2"]] if key == SECOND_EMAIL else [])
-        people.append(WooPerson(key, role, f"{s['first']} {s['last']}", s["email"], tuple(emails),
-                                normalised_phone(s["phone"]) if role != "admin" else None, user_ids.get(key)))
+    def people(self) -> list[WooPerson]:
+        people = []
+        for key, role in _PLAN:
+            s = self.spec[key]
+            emails = [s.email] + ([s.email2] if key == SECOND_EMAIL else [])
+            people.append(WooPerson(key, role, f"{s.first} {s.last}", s.email, tuple(emails),
+                                    normalised_phone(s.phone) if role != "admin" else None, self.user_ids.get(key)))
+        return people
 
     # -- products and WordPress's own pages ---------------------------------------------------
-    posts = []
-    next_post = [1]
-
-    def new_post(when: datetime, **values) -> dict:
-        row = {"ID": next_post[0], "post_author": admin_id, "post_date": _local(when), "post_date_gmt": _gmt(when),
-               "post_modified": _local(when), "post_modified_gmt": _gmt(when), **values}
-        next_post[0] += 1
-        posts.append(row)
+    def _new_post(self, when: datetime, **values: Any) -> _Row:
+        row = {"ID": self.next_post, "post_author": self.admin_id, "post_date": _local(when),
+               "post_date_gmt": _gmt(when), "post_modified": _local(when), "post_modified_gmt": _gmt(when), **values}
+        self.next_post += 1
+        self.posts.append(row)
         return row
 
-    new_post(_INSTALLED, post_title="Hello world!", post_name="hello-world", post_type="post", comment_count=1,
-             post_content="<!-- wp:paragraph --><p>Welcome to WordPress. This is your first post.</p>"
-                          "<!-- /wp:paragraph -->", guid=f"{SHOP_URL}/?p=1")
-    new_post(_INSTALLED, post_title="Sample Page", post_name="sample-page", post_type="page",
-             guid=f"{SHOP_URL}/?page_id=2")
-    new_post(_INSTALLED, post_title="Privacy Policy", post_name="privacy-policy", post_type="page",
-             post_status="draft", guid=f"{SHOP_URL}/?page_id=3")
-    for title in ("Shop", "Cart", "Checkout", "My account", "Refund and Returns Policy"):
-        slug = title.lower().replace(" ", "-")
-        new_post(_INSTALLED + timedelta(minutes=4), post_title=title, post_name=slug, post_type="page",
-                 comment_status="closed", guid=f"{SHOP_URL}/?page_id={next_post[0]}")
-    next_post[0] += 3  # autosaves and revisions since deleted
-    product_ids = []
-    for index, (name, _sku, _price) in enumerate(_PRODUCTS):
-        row = new_post(_INSTALLED + timedelta(days=2, hours=index), post_title=name, post_type="product",
-                       post_name=name.lower().replace(" ", "-"), post_excerpt=f"{name}, designed in Devon.",
-                       post_content=f"<p>Our {name.lower()}: {fake.sentence(nb_words=10)}</p>",
-                       guid=f"{SHOP_URL}/?post_type=product&#038;p={next_post[0]}")
-        product_ids.append(row["ID"])
-        next_post[0] += rng.randint(1, 3)  # each product's image attachments (not modelled)
+    def add_pages_and_products(self) -> None:
+        self._new_post(_INSTALLED, post_title="Hello world!", post_name="hello-world", post_type="post",
+                       comment_count=1, post_content="<!-- wp:paragraph --><p>Welcome to WordPress. This is your "
+                       "first post.</p><!-- /wp:paragraph -->", guid=f"{SHOP_URL}/?p=1")
+        self._new_post(_INSTALLED, post_title="Sample Page", post_name="sample-page", post_type="page",
+                       guid=f"{SHOP_URL}/?page_id=2")
+        self._new_post(_INSTALLED, post_title="Privacy Policy", post_name="privacy-policy", post_type="page",
+                       post_status="draft", guid=f"{SHOP_URL}/?page_id=3")
+        for title in ("Shop", "Cart", "Checkout", "My account", "Refund and Returns Policy"):
+            slug = title.lower().replace(" ", "-")
+            self._new_post(_INSTALLED + timedelta(minutes=4), post_title=title, post_name=slug, post_type="page",
+                           comment_status="closed", guid=f"{SHOP_URL}/?page_id={self.next_post}")
+        self.next_post += 3  # autosaves and revisions since deleted
+        for index, (name, _sku, _price) in enumerate(_PRODUCTS):
+            row = self._new_post(_INSTALLED + timedelta(days=2, hours=index), post_title=name, post_type="product",
+                                 post_name=name.lower().replace(" ", "-"), post_excerpt=f"{name}, designed in Devon.",
+                                 post_content=f"<p>Our {name.lower()}: {self.fake.sentence(nb_words=10)}</p>",
+                                 guid=f"{SHOP_URL}/?post_type=product&#038;p={self.next_post}")
+            self.product_ids.append(row["ID"])
+            self.next_post += self.rng.randint(1, 3)  # each product's image attachments (not modelled)
 
     # -- orders ---------------------------------------------------------------------------------
-    orders: list[_Order] = []
+    def _billing_of(self, key: str) -> dict[str, str]:
+        s = self.spec[key]
+        return {"first_name": s.first, "last_name": s.last, "company": "", "address_1": s.address["address_1"],
+                "address_2": "", "city": s.address["city"], "state": "", "postcode": s.address["postcode"],
+                "country": "GB", "phone": s.phone}
 
-    def billing_of(key: str) -> dict:
-        s = spec[key]
-        return {"first_name": s["first"], "last_name": s["last"], "company": "", "address_1": s["address"]["address_1"],
-                "address_2": "", "city": s["address"]["city"], "state": "", "postcode": s["address"]["postcode"],
-                "country": "GB", "phone": s["phone"]}
-
-    def order(key: str, created: datetime, customer_id: int, email: str, address_email: str | None = None,
-              ip: str | None = None) -> _Order:
-        s = spec[key]
+    def _order(self, key: str, created: datetime, customer_id: int, email: str, address_email: str | None = None,
+               ip: str | None = None) -> _Order:
+        rng = self.rng
+        s = self.spec[key]
         lines = [(rng.randrange(len(_PRODUCTS)), rng.choice((1, 1, 1, 2))) for _ in range(rng.choice((1, 1, 2, 3)))]
         big = any(Decimal(_PRODUCTS[p][2]) >= 200 for p, _ in lines)
         payment = _PAYMENTS[rng.choice((0, 0, 0, 1, 1, 2))]
-        billing = billing_of(key)
+        billing = self._billing_of(key)
         shipping = {**billing, "phone": ""}
         status = "completed" if created < EPOCH - timedelta(days=4) else "processing"
         if rng.random() < 0.04 and payment[0] == "bacs":
             status = "cancelled"
         made = _Order(key, customer_id, created, email, address_email if address_email is not None else email.strip(),
-                      billing, shipping, ip or rng.choice(s["ips"]), s["ua"], lines,
+                      billing, shipping, ip or rng.choice(s.ips), s.ua, lines,
                       _SHIPPING[1] if big else _SHIPPING[0 if rng.random() < 0.7 else 2], payment, status,
                       rng.choice(_CUSTOMER_NOTES) if rng.random() < 0.2 else "")
-        orders.append(made)
+        self.orders.append(made)
         return made
 
-    for key, role in plan:
-        s = spec[key]
-        if role == "admin":
-            continue
-        if key == FOUR_SPELLINGS:
-            upper = s["email"].upper()
-            for days_back in (6 * 365, 3 * 365 + 20, 400, 30):
-                order(key, moment(EPOCH - timedelta(days=days_back + 15), EPOCH - timedelta(days=days_back)),
-                      user_ids[key], upper, address_email=s["email"])
-            orders[-3].email = f"  {s['email']} "  # typed with spaces, kept as typed
-        elif key == SECOND_EMAIL:
-            before = registered[key]
-            for days in (400, 150):  # as a guest, with the second address, before registering
-                order(key, moment(before - timedelta(days=days + 20), before - timedelta(days=days)), 0, s["email2"])
-            for _ in range(2):
-                order(key, moment(before + timedelta(days=10), end), user_ids[key], s["email2"])
-        elif key in HOUSEHOLD:
-            for _ in range(2 if key == HOUSEHOLD[0] else 3):
-                order(key, moment(registered[key] + timedelta(days=1), end), user_ids[key], s["email"], ip=HOME_IP)
-        elif key == GUEST:
-            mixed = s["mixed"]
-            order(key, moment(EPOCH - timedelta(days=900), EPOCH - timedelta(days=800)), 0, mixed)
-            order(key, moment(EPOCH - timedelta(days=300), EPOCH - timedelta(days=200)), 0, s["email"])
-        elif role == "guest":
-            for _ in range(rng.randint(1, 2)):
-                order(key, moment(start, end), 0, s["email"])
-        else:
-            count = rng.randint(1, 5)
-            low = registered[key] + timedelta(days=1)
-            if key == "customer-01":  # an order of a financial year whose 7 years have run out
-                order(key, datetime(2018, 10, 12, 14, 5, tzinfo=UTC), user_ids[key], s["email"])
-                count -= 1
-            for _ in range(count):
-                order(key, moment(max(low, start), end), user_ids[key], s["email"])
+    def place_orders(self) -> None:
+        for key, role in _PLAN:
+            if key == FOUR_SPELLINGS:
+                self._four_spellings_orders(key)
+            elif key == SECOND_EMAIL:
+                self._second_email_orders(key)
+            elif key in HOUSEHOLD:
+                for _ in range(2 if key == HOUSEHOLD[0] else 3):
+                    self._order(key, self.moment(self.registered[key] + timedelta(days=1), self.end),
+                                self.user_ids[key], self.spec[key].email, ip=HOME_IP)
+            elif key == GUEST:
+                s = self.spec[key]
+                self._order(key, self.moment(EPOCH - timedelta(days=900), EPOCH - timedelta(days=800)), 0, s.mixed)
+                self._order(key, self.moment(EPOCH - timedelta(days=300), EPOCH - timedelta(days=200)), 0, s.email)
+            elif role == "guest":
+                for _ in range(self.rng.randint(1, 2)):
+                    self._order(key, self.moment(self.start, self.end), 0, self.spec[key].email)
+            elif role == "customer":
+                self._customer_orders(key)
 
-    # Refunds: an order of the designated people, then about one in nine of the rest.
-    designated_refunds = {id(next(o for o in orders if o.person == FOUR_SPELLINGS and o.email.startswith(" "))),
-                          id(next(o for o in orders if o.person == SECOND_EMAIL)),
-                          id(next(o for o in orders if o.person == GUEST))}
-    for made in orders:
-        if made.status != "completed" or not (id(made) in designated_refunds or rng.random() < 0.11):
-            continue
-        full = rng.random() < 0.35
-        gross = sum(Decimal(_PRODUCTS[p][2]) * q for p, q in made.lines)
-        first_item = Decimal(_PRODUCTS[made.lines[0][0]][2])
-        amount = gross + Decimal(made.shipping_method[3]) if full else _money(first_item / 2)
-        when = min(made.created + timedelta(days=rng.randint(3, 25), hours=rng.randint(0, 8)),
-                   EPOCH - timedelta(hours=5))
-        made.refund = _Refund(_money(amount), rng.choice(_REFUND_REASONS), when, full)
-        if full:
-            made.status = "refunded"
+    def _four_spellings_orders(self, key: str) -> None:
+        s = self.spec[key]
+        upper = s.email.upper()
+        for days_back in (6 * 365, 3 * 365 + 20, 400, 30):
+            self._order(key, self.moment(EPOCH - timedelta(days=days_back + 15), EPOCH - timedelta(days=days_back)),
+                        self.user_ids[key], upper, address_email=s.email)
+        self.orders[-3].email = f"  {s.email} "  # typed with spaces, kept as typed
 
-    # Post IDs in creation order: orders and refunds share the sequence with everything else.
-    creations = sorted([(o.created, 0, n) for n, o in enumerate(orders)]
-                       + [(o.refund.created, 1, n) for n, o in enumerate(orders) if o.refund],
-                       key=lambda c: (c[0], c[1], c[2]))
-    next_id = next_post[0] + 40
-    for _when, is_refund, n in creations:
-        if is_refund:
-            orders[n].refund.id = next_id
-        else:
-            orders[n].id = next_id
-            orders[n].key = "wc_order_" + token(13)
-            orders[n].cart_hash = hashlib.md5(f"cart/{next_id}".encode()).hexdigest()  # noqa: S324
-            orders[n].transaction_id = {"stripe": "ch_3" + token(24), "paypal": token(17, string.ascii_uppercase
-                                        + string.digits)}.get(orders[n].payment[0], "")
-        next_id += 1 + rng.choice((0, 0, 0, 1, 2))
-    orders.sort(key=lambda o: o.id)
+    def _second_email_orders(self, key: str) -> None:
+        email2 = self.spec[key].email2
+        before = self.registered[key]
+        for days in (400, 150):  # as a guest, with the second address, before registering
+            self._order(key, self.moment(before - timedelta(days=days + 20), before - timedelta(days=days)), 0, email2)
+        for _ in range(2):
+            self._order(key, self.moment(before + timedelta(days=10), self.end), self.user_ids[key], email2)
+
+    def _customer_orders(self, key: str) -> None:
+        email = self.spec[key].email
+        count = self.rng.randint(1, 5)
+        low = self.registered[key] + timedelta(days=1)
+        if key == "customer-01":  # an order of a financial year whose 7 years have run out
+            self._order(key, datetime(2018, 10, 12, 14, 5, tzinfo=UTC), self.user_ids[key], email)
+            count -= 1
+        for _ in range(count):
+            self._order(key, self.moment(max(low, self.start), self.end), self.user_ids[key], email)
+
+    def refund_some(self) -> None:
+        """Refunds: an order of the designated people, then about one in nine of the rest."""
+        orders, rng = self.orders, self.rng
+        designated_refunds = {id(next(o for o in orders if o.person == FOUR_SPELLINGS and o.email.startswith(" "))),
+                              id(next(o for o in orders if o.person == SECOND_EMAIL)),
+                              id(next(o for o in orders if o.person == GUEST))}
+        for made in orders:
+            if made.status != "completed" or not (id(made) in designated_refunds or rng.random() < 0.11):
+                continue
+            full = rng.random() < 0.35
+            gross = sum(Decimal(_PRODUCTS[p][2]) * q for p, q in made.lines)
+            first_item = Decimal(_PRODUCTS[made.lines[0][0]][2])
+            amount = gross + Decimal(made.shipping_method[3]) if full else _money(first_item / 2)
+            when = min(made.created + timedelta(days=rng.randint(3, 25), hours=rng.randint(0, 8)),
+                       EPOCH - timedelta(hours=5))
+            made.refund = _Refund(_money(amount), rng.choice(_REFUND_REASONS), when, full)
+            if full:
+                made.status = "refunded"
+
+    def number_orders(self) -> None:
+        """Post IDs in creation order: orders and refunds share the sequence with everything else."""
+        orders = self.orders
+        creations = sorted([(o.created, 0, n) for n, o in enumerate(orders)]
+                           + [(o.refund.created, 1, n) for n, o in enumerate(orders) if o.refund],
+                           key=lambda c: (c[0], c[1], c[2]))
+        next_id = self.next_post + 40
+        for _when, is_refund, n in creations:
+            made = orders[n]
+            if is_refund:
+                assert made.refund is not None  # only refunded orders have a refund's creation
+                made.refund.id = next_id
+            else:
+                made.id = next_id
+                made.key = "wc_order_" + self.token(13)
+                made.cart_hash = hashlib.md5(f"cart/{next_id}".encode()).hexdigest()
+                made.transaction_id = {"stripe": "ch_3" + self.token(24), "paypal": self.token(
+                    17, string.ascii_uppercase + string.digits)}.get(made.payment[0], "")
+            next_id += 1 + self.rng.choice((0, 0, 0, 1, 2))
+        orders.sort(key=lambda o: o.id)
 
     # -- accounts' rows -------------------------------------------------------------------------
-    last_order = {}
-    for made in orders:
-        last_order[made.person] = made
-    users = []
-    usermeta = []
-    logins = set()
-    for key in sorted(user_ids, key=lambda k: user_ids[k]):
-        s = spec[key]
-        uid = user_ids[key]
-        # WooCommerce makes a username of first.last, with a number when it is taken.
-        login = "oakhome" if key == ADMIN else _email_local(s["first"], s["last"]).lower()
-        login = login if login not in logins else f"{login}{uid}"
-        logins.add(login)
-        user_email = s["mixed"] if (key == FOUR_SPELLINGS or uid % 3 == 0) else s["email"]
-        phpass = "$P$B" + token(30, string.ascii_letters + string.digits + "./")  # WordPress's portable hash
-        users.append({"ID": uid, "user_login": login, "user_pass": phpass,
-                      "user_nicename": login.replace(".", "-"), "user_email": user_email, "user_url": "",
-                      "user_registered": _gmt(registered[key]), "user_activation_key": "", "user_status": 0,
-                      "display_name": f"{s['first']} {s['last']}"})
-        meta = [("nickname", login), ("first_name", s["first"]), ("last_name", s["last"]), ("description", ""),
+    def account_rows(self) -> None:
+        last_order = {}
+        for made in self.orders:
+            last_order[made.person] = made
+        logins: set[str] = set()
+        for key in sorted(self.user_ids, key=lambda k: self.user_ids[k]):
+            s = self.spec[key]
+            uid = self.user_ids[key]
+            # WooCommerce makes a username of first.last, with a number when it is taken.
+            login = "oakhome" if key == ADMIN else _email_local(s.first, s.last).lower()
+            login = login if login not in logins else f"{login}{uid}"
+            logins.add(login)
+            self.users.append(self._user_row(key, uid, login))
+            meta = self._usermeta_of(key, uid, login, last_order.get(key))
+            self.usermeta += [(uid, k, v, key) for k, v in meta]
+            if key not in (ADMIN, FOUR_SPELLINGS, SECOND_EMAIL):
+                billing_email = self._account_billing_email(key, uid)
+                for made in self.orders:  # checkout fills the billing email in from the account's, trimmed
+                    if made.person == key and made.customer_id:
+                        made.email = made.address_email = billing_email.strip()
+
+    def _user_row(self, key: str, uid: int, login: str) -> _Row:
+        s = self.spec[key]
+        user_email = s.mixed if (key == FOUR_SPELLINGS or uid % 3 == 0) else s.email
+        phpass = "$P$B" + self.token(30, string.ascii_letters + string.digits + "./")  # WordPress's portable hash
+        return {"ID": uid, "user_login": login, "user_pass": phpass, "user_nicename": login.replace(".", "-"),
+                "user_email": user_email, "user_url": "", "user_registered": _gmt(self.registered[key]),
+                "user_activation_key": "", "user_status": 0, "display_name": f"{s.first} {s.last}"}
+
+    def _usermeta_of(self, key: str, uid: int, login: str, latest: _Order | None) -> list[tuple[str, str]]:
+        s = self.spec[key]
+        meta = [("nickname", login), ("first_name", s.first), ("last_name", s.last), ("description", ""),
                 ("rich_editing", "true"), ("syntax_highlighting", "true"), ("comment_shortcuts", "false"),
                 ("admin_color", "fresh"), ("use_ssl", "0"), ("show_admin_bar_front", "true"), ("locale", "")]
         if key == ADMIN:
             meta += [("wp_capabilities", 'a:1:{s:13:"administrator";b:1;}'), ("wp_user_level", "10"),
                      ("dismissed_wp_pointers", "theme_editor_notice,wc-admin-home"),
                      ("wp_dashboard_quick_press_last_post_id", "4"),
-                     ("community-events-location", 'a:1:{s:2:"ip";s:9:"192.0.2.0";}')]
-        else:
-            meta += [("wp_capabilities", 'a:1:{s:8:"customer";b:1;}'), ("wp_user_level", "0"),
-                     ("dismissed_wp_pointers", "")]
-        latest = last_order.get(key)
-        if latest is not None and latest.created > EPOCH - timedelta(days=30) or key == ADMIN:
-            ip = latest.ip if key != ADMIN else ADMIN_IP
-            login_at = int((latest.created if key != ADMIN else EPOCH - timedelta(days=1)).timestamp())
-            digest = hashlib.sha256(f"{uid}/{login_at}".encode()).hexdigest()
-            meta.append(("session_tokens",
-                         f'a:1:{{s:64:"{digest}";a:4:{{s:10:"expiration";i:{login_at + 14 * 86400};s:2:"ip";'
-                         f's:{len(ip)}:"{ip}";s:2:"ua";s:{len(s["ua"])}:"{s["ua"]}";s:5:"login";i:{login_at};}}}}'))
-        billing_email = None
-        if key != ADMIN:
-            billing = billing_of(key)
-            billing_email = s["email"]
-            if key == FOUR_SPELLINGS or uid % 7 == 3:
-                billing_email = s["email"].upper()
-            elif uid % 7 == 5:
-                billing_email = f" {s['email']}  "
-            if key == SECOND_EMAIL:
-                billing_email = s["email2"]
-            meta.append(("last_update", str(int(registered[key].timestamp()) + 3600)))
-            meta += [(f"billing_{f}", billing[f]) for f in ("first_name", "last_name", "address_1", "city", "postcode",
-                                                              "country")]
-            meta += [("billing_email", billing_email), ("billing_phone", billing["phone"])]
-            meta += [(f"shipping_{f}", billing[f]) for f in ("first_name", "last_name", "address_1", "city", "postcode",
-                                                               "country")]
-            if uid % 4 == 1:
-                meta.append(("shipping_phone", billing["phone"]))
-            if latest is not None:
-                meta += [("wc_last_active", str(int(latest.created.replace(hour=0, minute=0, second=0).timestamp()))),
-                         ("paying_customer", "1")]
-            if uid % 5 == 2:
-                meta.append(("_woocommerce_persistent_cart_1", 'a:1:{s:4:"cart";a:0:{}}'))
-        usermeta += [(uid, k, v, key) for k, v in meta]
-        for made in orders:  # checkout fills the billing email in from the account's, trimmed
-            if made.person == key and made.customer_id and billing_email and key not in (FOUR_SPELLINGS, SECOND_EMAIL):
-                made.email = made.address_email = billing_email.strip()
+                     ("community-events-location", 'a:1:{s:2:"ip";s:9:"192.0.2.0";}'),
+                     _session_token(uid, ADMIN_IP, s.ua, int((EPOCH - timedelta(days=1)).timestamp()))]
+            return meta
+        meta += [("wp_capabilities", 'a:1:{s:8:"customer";b:1;}'), ("wp_user_level", "0"),
+                 ("dismissed_wp_pointers", "")]
+        if latest is not None and latest.created > EPOCH - timedelta(days=30):
+            meta.append(_session_token(uid, latest.ip, s.ua, int(latest.created.timestamp())))
+        billing = self._billing_of(key)
+        meta.append(("last_update", str(int(self.registered[key].timestamp()) + 3600)))
+        meta += [(f"billing_{f}", billing[f]) for f in _ADDRESS_META]
+        meta += [("billing_email", self._account_billing_email(key, uid)), ("billing_phone", billing["phone"])]
+        meta += [(f"shipping_{f}", billing[f]) for f in _ADDRESS_META]
+        if uid % 4 == 1:
+            meta.append(("shipping_phone", billing["phone"]))
+        if latest is not None:
+            meta += [("wc_last_active", str(int(latest.created.replace(hour=0, minute=0, second=0).timestamp()))),
+                     ("paying_customer", "1")]
+        if uid % 5 == 2:
+            meta.append(("_woocommerce_persistent_cart_1", 'a:1:{s:4:"cart";a:0:{}}'))
+        return meta
+
+    def _account_billing_email(self, key: str, uid: int) -> str:
+        """A customer account's billing email, as last typed at checkout."""
+        s = self.spec[key]
+        if key == SECOND_EMAIL:
+            return s.email2
+        if key == FOUR_SPELLINGS or uid % 7 == 3:
+            return s.email.upper()
+        if uid % 7 == 5:
+            return f" {s.email}  "
+        return s.email
 
     # -- analytics lookup: a row per account, and per guest email (one for two spellings) -------
-    lookups = []
-    for key, role in plan:
-        s = spec[key]
-        mine = [o for o in orders if o.person == key]
-        if role == "customer":
-            lookups.append(({"user_id": user_ids[key], "username": next(u["user_login"] for u in users
-                                                                        if u["ID"] == user_ids[key]),
-                             "email": s["email"], "date_registered": _gmt(registered[key])}, key, registered[key],
-                            [o for o in mine if o.customer_id]))
-        guest_orders = [o for o in mine if not o.customer_id]
-        if guest_orders:
-            lookups.append(({"user_id": None, "username": "", "email": guest_orders[0].email.strip(),
-                             "date_registered": None}, key, guest_orders[0].created, guest_orders))
-    lookups.sort(key=lambda item: (item[2], item[1]))
-    lookup_rows = []
-    for number, (row, key, _created, mine) in enumerate(lookups, start=1):
-        s = spec[key]
-        lookup_rows.append(({"customer_id": number, "first_name": s["first"], "last_name": s["last"],
-                             "date_last_active": _gmt(max(o.created for o in mine)).replace(hour=0, minute=0, second=0)
-                             if mine else None,
-                             "country": "GB", "postcode": s["address"]["postcode"], "city": s["address"]["city"],
-                             "state": "", **row}, key))
+    def lookup_rows(self) -> list[tuple[_Row, str]]:
+        lookups: list[tuple[_Row, str, datetime, list[_Order]]] = []
+        for key, role in _PLAN:
+            s = self.spec[key]
+            mine = [o for o in self.orders if o.person == key]
+            if role == "customer":
+                username = next(u["user_login"] for u in self.users if u["ID"] == self.user_ids[key])
+                lookups.append(({"user_id": self.user_ids[key], "username": username, "email": s.email,
+                                 "date_registered": _gmt(self.registered[key])}, key, self.registered[key],
+                                [o for o in mine if o.customer_id]))
+            guest_orders = [o for o in mine if not o.customer_id]
+            if guest_orders:
+                lookups.append(({"user_id": None, "username": "", "email": guest_orders[0].email.strip(),
+                                 "date_registered": None}, key, guest_orders[0].created, guest_orders))
+        lookups.sort(key=lambda item: (item[2], item[1]))
+        lookup_rows = []
+        for number, (row, key, _created, mine) in enumerate(lookups, start=1):
+            s = self.spec[key]
+            lookup_rows.append(({"customer_id": number, "first_name": s.first, "last_name": s.last,
+                                 "date_last_active": _gmt(max(o.created for o in mine)).replace(hour=0, minute=0,
+                                                                                                second=0)
+                                 if mine else None,
+                                 "country": "GB", "postcode": s.address["postcode"], "city": s.address["city"],
+                                 "state": "", **row}, key))
+        return lookup_rows
 
     # -- comments: WordPress's sample, order notes, reviews and the admin's replies -------------
-    events = []  # (when, order, row, owner, parent event index or None)
+    def comment_rows(self) -> list[tuple[_Row, str | None]]:
+        for made in self.orders:
+            self._note_order(made)
+        self._reply_to(self._review_orders())
+        comment_rows: list[tuple[_Row, str | None]] = [(
+            {"comment_ID": 1, "comment_post_ID": 1, "comment_author": "A WordPress Commenter",
+             "comment_author_email": "wapuu@wordpress.example", "comment_author_url": "https://wordpress.org/",
+             "comment_author_IP": "", "comment_date": _local(_INSTALLED), "comment_date_gmt": _gmt(_INSTALLED),
+             "comment_content": "Hi, this is a comment.", "comment_agent": "", "comment_type": "comment",
+             "comment_parent": 0, "user_id": 0}, None)]
+        ids_of_events = {}
+        for when, index, row, owner, parent in sorted(self.events, key=lambda e: (e[0], e[1])):
+            comment_id = len(comment_rows) + 1
+            ids_of_events[index] = comment_id
+            comment_rows.append(({**row, "comment_ID": comment_id, "comment_date": _local(when),
+                                  "comment_date_gmt": _gmt(when),
+                                  "comment_parent": ids_of_events[parent] if parent is not None else 0}, owner))
+        return comment_rows
 
-    def note(made: _Order, when: datetime, text: str) -> None:
-        events.append((when, len(events), {"comment_post_ID": made.id, "comment_author": "WooCommerce",
-                       "comment_author_email": SYSTEM_EMAIL, "comment_author_url": "", "comment_author_IP": "",
-                       "comment_content": text, "comment_agent": "WooCommerce", "comment_type": "order_note",
-                       "comment_parent": 0, "user_id": 0, "comment_date": when}, made.person, None))
+    def _note(self, made: _Order, when: datetime, text: str) -> None:
+        self.events.append((when, len(self.events), {
+            "comment_post_ID": made.id, "comment_author": "WooCommerce", "comment_author_email": SYSTEM_EMAIL,
+            "comment_author_url": "", "comment_author_IP": "", "comment_content": text, "comment_agent": "WooCommerce",
+            "comment_type": "order_note", "comment_parent": 0, "user_id": 0, "comment_date": when}, made.person, None))
 
-    for made in orders:
+    def _note_order(self, made: _Order) -> None:
         paid = made.created + timedelta(minutes=1)
         if made.status == "cancelled":
-            note(made, made.created + timedelta(hours=1), "Unpaid order cancelled - time limit reached. Order status "
-                                                          "changed from Pending payment to Cancelled.")
-            continue
+            self._note(made, made.created + timedelta(hours=1), "Unpaid order cancelled - time limit reached. "
+                                                                "Order status changed from Pending payment to "
+                                                                "Cancelled.")
+            return
         if made.payment[0] == "bacs":
-            note(made, paid, "Awaiting BACS payment Order status changed from Pending payment to On hold.")
+            self._note(made, paid, "Awaiting BACS payment Order status changed from Pending payment to On hold.")
             paid = made.created + timedelta(days=1, hours=2)
-            note(made, paid, "Order status changed from On hold to Processing.")
+            self._note(made, paid, "Order status changed from On hold to Processing.")
         else:
             if made.payment[0] == "stripe":
-                note(made, paid, f"Stripe charge complete (Charge ID: {made.transaction_id})")
+                self._note(made, paid, f"Stripe charge complete (Charge ID: {made.transaction_id})")
             else:
-                note(made, paid, "IPN payment completed")
-            note(made, paid + timedelta(seconds=1), "Order status changed from Pending payment to Processing.")
+                self._note(made, paid, "IPN payment completed")
+            self._note(made, paid + timedelta(seconds=1), "Order status changed from Pending payment to Processing.")
         if made.status in ("completed", "refunded"):
-            note(made, paid + timedelta(days=1, hours=3), "Order status changed from Processing to Completed.")
+            self._note(made, paid + timedelta(days=1, hours=3), "Order status changed from Processing to Completed.")
         if made.refund:
-            note(made, made.refund.created, f"Refunded &pound;{made.refund.amount} &ndash; {made.refund.reason}")
+            self._note(made, made.refund.created, f"Refunded &pound;{made.refund.amount} &ndash; {made.refund.reason}")
             if made.refund.full:
-                note(made, made.refund.created + timedelta(seconds=2),
-                     "Order status changed from Completed to Refunded.")
+                self._note(made, made.refund.created + timedelta(seconds=2),
+                           "Order status changed from Completed to Refunded.")
 
-    def review(key: str, made: _Order, when: datetime, user_id: int, author: str, email: str) -> int:
-        s = spec[key]
+    def _review(self, key: str, made: _Order, when: datetime, user_id: int, author: str, email: str) -> int:
         product = made.lines[0][0]
-        events.append((when, len(events), {"comment_post_ID": product_ids[product], "comment_author": author,
-                       "comment_author_email": email, "comment_author_url": "",
-                       "comment_author_IP": made.ip, "comment_content": rng.choice(_REVIEWS),
-                       "comment_agent": s["ua"], "comment_type": "review", "comment_parent": 0, "user_id": user_id,
-                       "comment_date": when}, key, None))
-        return len(events) - 1
+        self.events.append((when, len(self.events), {
+            "comment_post_ID": self.product_ids[product], "comment_author": author, "comment_author_email": email,
+            "comment_author_url": "", "comment_author_IP": made.ip, "comment_content": self.rng.choice(_REVIEWS),
+            "comment_agent": self.spec[key].ua, "comment_type": "review", "comment_parent": 0, "user_id": user_id,
+            "comment_date": when}, key, None))
+        return len(self.events) - 1
 
-    reviewed = []
-    for key, role in plan:
-        mine = [o for o in orders if o.person == key and o.status in ("completed", "refunded")]
-        if role == "admin" or not mine:
-            continue
-        if key in (FOUR_SPELLINGS, GUEST, *HOUSEHOLD) or rng.random() < 0.45:
+    def _review_orders(self) -> list[tuple[str, int, datetime]]:
+        """Reviews of products ordered, as (person, event number, when)."""
+        rng = self.rng
+        reviewed = []
+        for key, role in _PLAN:
+            mine = [o for o in self.orders if o.person == key and o.status in ("completed", "refunded")]
+            if role == "admin" or not mine or not (key in (FOUR_SPELLINGS, GUEST, *HOUSEHOLD) or rng.random() < 0.45):
+                continue
             for made in rng.sample(mine, min(len(mine), 1 if rng.random() < 0.7 else 2)):
                 when = min(made.created + timedelta(days=rng.randint(6, 30)), EPOCH - timedelta(days=1))
                 if role == "guest":
-                    email = spec[key]["email"]
-                    index = review(key, made, when, 0, spec[key]["first"], email)
+                    index = self._review(key, made, when, 0, self.spec[key].first, self.spec[key].email)
                 else:
-                    user = next(u for u in users if u["ID"] == user_ids[key])
-                    index = review(key, made, when, user["ID"], user["display_name"], user["user_email"])
+                    user = next(u for u in self.users if u["ID"] == self.user_ids[key])
+                    index = self._review(key, made, when, user["ID"], user["display_name"], user["user_email"])
                 reviewed.append((key, index, when))
-    for key, index, when in reviewed:
-        if key in (FOUR_SPELLINGS, GUEST, HOUSEHOLD[0]) or rng.random() < 0.35:
-            reply_at = min(when + timedelta(days=rng.randint(1, 5)), EPOCH - timedelta(hours=2))
-            admin = next(u for u in users if u["ID"] == admin_id)
-            events.append((reply_at, len(events), {
-                "comment_post_ID": events[index][2]["comment_post_ID"], "comment_author": admin["display_name"],
-                "comment_author_email": admin["user_email"], "comment_author_url": "",
-                "comment_author_IP": ADMIN_IP, "comment_content": f"Thank you for your review, {spec[key]['first']}! "
-                "We're so glad it has found a home with you.", "comment_agent": spec[ADMIN]["ua"],
-                "comment_type": "review", "comment_parent": 0, "user_id": admin_id, "comment_date": reply_at},
-                ADMIN, index))
+        return reviewed
 
-    comment_rows = [({"comment_ID": 1, "comment_post_ID": 1, "comment_author": "A WordPress Commenter",
-                      "comment_author_email": "wapuu@wordpress.example", "comment_author_url": "https://wordpress.org/",
-                      "comment_author_IP": "", "comment_date": _local(_INSTALLED), "comment_date_gmt": _gmt(_INSTALLED),
-                      "comment_content": "Hi, this is a comment.", "comment_agent": "", "comment_type": "comment",
-                      "comment_parent": 0, "user_id": 0}, None)]
-    ids_of_events = {}
-    for when, index, row, owner, parent in sorted(events, key=lambda e: (e[0], e[1])):
-        comment_id = len(comment_rows) + 1
-        ids_of_events[index] = comment_id
-        comment_rows.append(({**row, "comment_ID": comment_id, "comment_date": _local(when),
-                              "comment_date_gmt": _gmt(when),
-                              "comment_parent": ids_of_events[parent] if parent is not None else 0}, owner))
-    review_counts = defaultdict(int)
-    for row, _owner in comment_rows:
-        if row["comment_type"] == "review" and not row["comment_parent"]:
-            review_counts[row["comment_post_ID"]] += 1
-    for row in posts:
-        if row["post_type"] == "product":
-            row["comment_count"] = review_counts[row["ID"]]
-    return _World(people, users, usermeta, lookup_rows, orders, comment_rows, posts, product_ids, admin_id)
+    def _reply_to(self, reviewed: list[tuple[str, int, datetime]]) -> None:
+        """The admin's replies to some of the reviews."""
+        admin_id = self.admin_id
+        for key, index, when in reviewed:
+            if key in (FOUR_SPELLINGS, GUEST, HOUSEHOLD[0]) or self.rng.random() < 0.35:
+                reply_at = min(when + timedelta(days=self.rng.randint(1, 5)), EPOCH - timedelta(hours=2))
+                admin = next(u for u in self.users if u["ID"] == admin_id)
+                self.events.append((reply_at, len(self.events), {
+                    "comment_post_ID": self.events[index][2]["comment_post_ID"],
+                    "comment_author": admin["display_name"], "comment_author_email": admin["user_email"],
+                    "comment_author_url": "", "comment_author_IP": ADMIN_IP,
+                    "comment_content": f"Thank you for your review, {self.spec[key].first}! "
+                    "We're so glad it has found a home with you.", "comment_agent": self.spec[ADMIN].ua,
+                    "comment_type": "review", "comment_parent": 0, "user_id": admin_id, "comment_date": reply_at},
+                    ADMIN, index))
+
+    def count_reviews(self, comment_rows: list[tuple[_Row, str | None]]) -> None:
+        """Each product's comment_count: its reviews, not the replies to them."""
+        review_counts: dict[int, int] = defaultdict(int)
+        for row, _owner in comment_rows:
+            if row["comment_type"] == "review" and not row["comment_parent"]:
+                review_counts[row["comment_post_ID"]] += 1
+        for row in self.posts:
+            if row["post_type"] == "product":
+                row["comment_count"] = review_counts[row["ID"]]
+
+
+@cache
+def _world() -> _World:
+    """Everything both layouts share, decided once: people, accounts, orders, comments, products."""
+    build = _WorldBuilder()
+    build.decide_people()
+    build.register_accounts()
+    people = build.people()
+    build.add_pages_and_products()
+    build.place_orders()
+    build.refund_some()
+    build.number_orders()
+    build.account_rows()
+    lookups = build.lookup_rows()
+    comments = build.comment_rows()
+    build.count_reviews(comments)
+    return _World(people, build.users, build.usermeta, lookups, build.orders, comments, build.posts,
+                  build.product_ids, build.admin_id)
 
 
 @cache
@@ -1080,10 +1184,10 @@ def woo_data(layout: str) -> WooData:
     world = _world()
     data = WooData(layout, {name: [] for name in tables}, {}, tuple(world.people))
     counters: dict[str, int] = defaultdict(int)
-    defaults = {name: {c.name: (c.default.arg if c.default is not None and not callable(c.default.arg) else None)
-                       for c in table.columns} for name, table in tables.items()}
+    defaults = {name: {c.name: (c.default.arg if isinstance(c.default, ColumnDefault) and not callable(c.default.arg)
+                                else None) for c in table.columns} for name, table in tables.items()}
 
-    def add(table: str, owner: str | None, **values) -> dict:
+    def add(table: str, owner: str | None, **values: Any) -> _Row:
         if unknown := values.keys() - defaults[table].keys():
             raise KeyError(f"{table} has no column {sorted(unknown)[0]}")
         pk = PRIMARY_KEYS[table]
@@ -1101,8 +1205,8 @@ def woo_data(layout: str) -> WooData:
         add("wp_usermeta", owner, user_id=user_id, meta_key=key, meta_value=value)
     for row, owner in world.lookups:
         add("wp_wc_customer_lookup", owner, **row)
-    for row, owner in world.comments:
-        add("wp_comments", owner, **row)
+    for row, commenter in world.comments:
+        add("wp_comments", commenter, **row)
     for row in world.posts:
         add("wp_posts", None, **row)
     for index, product_id in enumerate(world.product_ids):
@@ -1123,19 +1227,45 @@ def _vat(gross: Decimal) -> Decimal:
     return _money(gross / 6)  # 20% VAT included in the price
 
 
-def _add_order(add, layout: str, made: _Order, admin_id: int) -> None:
-    """One order (and its refund) in the layout's tables, with its items."""
-    owner = made.person
+class _Add(Protocol):
+    """woo_data's row writer: adds a row to a table, owned by a person's key (or no one's)."""
+
+    def __call__(self, table: str, owner: str | None, **values: Any) -> _Row: ...
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """An order's sums and dates, which its rows in every table repeat."""
+    items: list[tuple[int, int, Decimal]]  # (product index, quantity, gross)
+    ship_name: str
+    method_id: str
+    instance: str
+    ship_gross: Decimal
+    cart_tax: Decimal
+    ship_tax: Decimal
+    total: Decimal
+    updated: datetime
+    paid: datetime | None
+    completed: datetime | None
+    version: str  # WooCommerce's version when the order was placed
+
+
+def _figures(made: _Order) -> _Figures:
     items = [(i, q, Decimal(_PRODUCTS[i][2]) * q) for i, q in made.lines]
-    goods = sum(gross for _, _, gross in items)
-    ship_name, method_id, instance, ship_gross = made.shipping_method
-    ship_gross = Decimal(ship_gross)
-    cart_tax, ship_tax = sum(_vat(g) for _, _, g in items), _vat(ship_gross)
-    total = goods + ship_gross
-    created, updated = made.created, made.refund.created if made.refund else made.created + timedelta(days=1)
-    paid = None if made.status == "cancelled" else made.created + timedelta(minutes=1)
-    completed = made.created + timedelta(days=1, hours=3) if made.status in ("completed", "refunded") else None
-    version = _WC_VERSIONS[made.created.year]
+    goods = sum((gross for _, _, gross in items), Decimal(0))
+    ship_name, method_id, instance, ship_price = made.shipping_method
+    ship_gross = Decimal(ship_price)
+    return _Figures(
+        items, ship_name, method_id, instance, ship_gross,
+        cart_tax=sum((_vat(g) for _, _, g in items), Decimal(0)), ship_tax=_vat(ship_gross), total=goods + ship_gross,
+        updated=made.refund.created if made.refund else made.created + timedelta(days=1),
+        paid=None if made.status == "cancelled" else made.created + timedelta(minutes=1),
+        completed=made.created + timedelta(days=1, hours=3) if made.status in ("completed", "refunded") else None,
+        version=_WC_VERSIONS[made.created.year])
+
+
+def _order_meta(made: _Order, total: Decimal, paid: datetime | None) -> dict[str, str]:
+    """The order's meta (wp_wc_orders_meta, or wp_postmeta with the legacy keys): attribution and payment."""
     meta = {"is_vat_exempt": "no"}
     if made.created >= _ATTRIBUTION_SINCE:
         organic = made.id % 3 == 0
@@ -1153,107 +1283,139 @@ def _add_order(add, layout: str, made: _Order, admin_id: int) -> None:
         meta.update({"Payer PayPal address": made.email.strip().lower(), "Payer first name": made.billing["first_name"],
                      "Payer last name": made.billing["last_name"], "Payment type": "instant"})
     elif made.payment[0] == "stripe" and paid:
-        meta.update({"_stripe_customer_id": "cus_" + hashlib.sha1(made.person.encode()).hexdigest()[:14],  # noqa: S324
+        meta.update({"_stripe_customer_id": "cus_" + hashlib.sha1(made.person.encode()).hexdigest()[:14],
                      "_stripe_charge_captured": "yes", "_stripe_currency": "GBP",
                      "_stripe_fee": str(_money(total * Decimal("0.015") + Decimal("0.20")))})
-    refund_meta = {}
-    if made.refund:
-        refund_meta = {"_refund_amount": str(made.refund.amount), "_refunded_by": str(admin_id),
-                       "_refunded_payment": "1" if made.payment[0] != "bacs" else "",
-                       "_refund_reason": made.refund.reason}
+    return meta
 
+
+def _refund_meta(refund: _Refund, payment: str, admin_id: int) -> dict[str, str]:
+    return {"_refund_amount": str(refund.amount), "_refunded_by": str(admin_id),
+            "_refunded_payment": "1" if payment != "bacs" else "", "_refund_reason": refund.reason}
+
+
+def _add_order(add: _Add, layout: str, made: _Order, admin_id: int) -> None:
+    """One order (and its refund) in the layout's tables, with its items."""
+    figures = _figures(made)
+    meta = _order_meta(made, figures.total, figures.paid)
+    refund_meta = _refund_meta(made.refund, made.payment[0], admin_id) if made.refund else {}
     if layout == HPOS:
-        add("wp_posts", None, ID=made.id, post_author=1, post_date=_local(created), post_date_gmt=_gmt(created),
-            post_status="draft", post_type="shop_order_placehold", comment_status="closed", ping_status="closed",
-            post_modified=_local(created), post_modified_gmt=_gmt(created))
-        add("wp_wc_orders", owner, id=made.id, status=f"wc-{made.status}", currency="GBP", type="shop_order",
-            tax_amount=cart_tax, total_amount=total, customer_id=made.customer_id, billing_email=made.email,
-            date_created_gmt=_gmt(created), date_updated_gmt=_gmt(updated), parent_order_id=0,
-            payment_method=made.payment[0], payment_method_title=made.payment[1],
-            transaction_id=made.transaction_id or None, ip_address=made.ip, user_agent=made.ua,
-            customer_note=made.customer_note or None)
-        for kind, address in (("billing", made.billing), ("shipping", made.shipping)):
-            add("wp_wc_order_addresses", owner, order_id=made.id, address_type=kind,
-                **{f: address[f] for f in _ADDRESS_FIELDS},
-                email=made.address_email if kind == "billing" else None, phone=address["phone"] or None)
-        add("wp_wc_order_operational_data", owner, order_id=made.id, created_via="checkout",
-            woocommerce_version=version, prices_include_tax=1, coupon_usages_are_counted=1,
-            download_permission_granted=1, cart_hash=made.cart_hash,
-            new_order_email_sent=1, order_key=made.key, order_stock_reduced=1 if paid else 0,
-            date_paid_gmt=_gmt(paid) if paid else None, date_completed_gmt=_gmt(completed) if completed else None,
-            shipping_tax_amount=ship_tax, shipping_total_amount=ship_gross - ship_tax, discount_tax_amount=Decimal(0),
-            discount_total_amount=Decimal(0), recorded_sales=1 if paid else 0)
-        for key, value in meta.items():
-            add("wp_wc_orders_meta", owner, order_id=made.id, meta_key=key, meta_value=value)
+        _add_hpos_order(add, made, figures, meta)
         if made.refund:
-            r = made.refund
-            add("wp_posts", None, ID=r.id, post_author=1, post_date=_local(r.created), post_date_gmt=_gmt(r.created),
-                post_status="draft", post_type="shop_order_placehold", post_parent=made.id, comment_status="closed",
-                ping_status="closed", post_modified=_local(r.created), post_modified_gmt=_gmt(r.created))
-            add("wp_wc_orders", owner, id=r.id, status="wc-completed", currency="GBP", type="shop_order_refund",
-                tax_amount=-_vat(r.amount), total_amount=-r.amount, customer_id=0, billing_email=None,
-                date_created_gmt=_gmt(r.created), date_updated_gmt=_gmt(r.created), parent_order_id=made.id)
-            add("wp_wc_order_operational_data", owner, order_id=r.id, woocommerce_version=version, prices_include_tax=1,
-                shipping_tax_amount=Decimal(0), shipping_total_amount=Decimal(0), discount_tax_amount=Decimal(0),
-                discount_total_amount=Decimal(0))
-            for key, value in refund_meta.items():
-                if value != "":
-                    add("wp_wc_orders_meta", owner, order_id=r.id, meta_key=key, meta_value=value)
+            _add_hpos_refund(add, made, made.refund, figures.version, refund_meta)
     else:
-        title = f"{_local(created):%b %d, %Y @ %I:%M %p}"
-        add("wp_posts", owner, ID=made.id, post_author=1, post_date=_local(created), post_date_gmt=_gmt(created),
-            post_title=f"Order &ndash; {title}", post_excerpt=made.customer_note, post_status=f"wc-{made.status}",
-            comment_status="closed", ping_status="closed", post_password=made.key,
-            post_name=f"order-{_local(created):%b-%d-%Y-%I%M-%p}".lower(), post_modified=_local(updated),
-            post_modified_gmt=_gmt(updated), guid=f"{SHOP_URL}/?post_type=shop_order&#038;p={made.id}",
-            post_type="shop_order")
-        b, s = made.billing, made.shipping
-        postmeta = {"_order_key": made.key, "_customer_user": str(made.customer_id),
-                    "_payment_method": made.payment[0], "_payment_method_title": made.payment[1],
-                    "_transaction_id": made.transaction_id, "_customer_ip_address": made.ip,
-                    "_customer_user_agent": made.ua, "_created_via": "checkout", "_cart_hash": made.cart_hash,
-                    "_date_paid": str(int(paid.timestamp())) if paid else "",
-                    "_paid_date": f"{_local(paid):%Y-%m-%d %H:%M:%S}" if paid else "",
-                    "_date_completed": str(int(completed.timestamp())) if completed else "",
-                    "_completed_date": f"{_local(completed):%Y-%m-%d %H:%M:%S}" if completed else "",
-                    **{f"_billing_{f}": b[f] for f in _ADDRESS_FIELDS}, "_billing_email": made.email,
-                    "_billing_phone": b["phone"], **{f"_shipping_{f}": s[f] for f in _ADDRESS_FIELDS},
-                    "_order_currency": "GBP", "_cart_discount": "0", "_cart_discount_tax": "0",
-                    "_order_shipping": str(ship_gross - ship_tax), "_order_shipping_tax": str(ship_tax),
-                    "_order_tax": str(cart_tax), "_order_total": str(_money(total)), "_order_version": version,
-                    "_prices_include_tax": "yes",
-                    # WooCommerce's search strings: every address field joined by spaces, email and phone too.
-                    "_billing_address_index": " ".join([*(b[f] for f in _ADDRESS_FIELDS), made.email, b["phone"]]),
-                    "_shipping_address_index": " ".join([*(s[f] for f in _ADDRESS_FIELDS), s["phone"]]),
-                    "_recorded_sales": "yes" if paid else "no", "_recorded_coupon_usage_counts": "yes",
-                    "_order_stock_reduced": "yes" if paid else "no", "_new_order_email_sent": "true",
-                    "_download_permissions_granted": "yes", **meta}
-        for key, value in postmeta.items():
-            if value != "":  # WooCommerce deletes a meta key rather than store an empty value
-                add("wp_postmeta", owner, post_id=made.id, meta_key=key, meta_value=value)
+        _add_legacy_order(add, made, figures, meta)
         if made.refund:
-            r = made.refund
-            add("wp_posts", owner, ID=r.id, post_author=1, post_date=_local(r.created), post_date_gmt=_gmt(r.created),
-                post_title=f"Refund &ndash; {_local(r.created):%b %d, %Y @ %I:%M %p}", post_excerpt=r.reason,
-                post_status="wc-completed", comment_status="closed", ping_status="closed",
-                post_name=f"refund-{_local(r.created):%b-%d-%Y-%I%M-%p}".lower(), post_parent=made.id,
-                post_modified=_local(r.created), post_modified_gmt=_gmt(r.created),
-                guid=f"{SHOP_URL}/?post_type=shop_order_refund&#038;p={r.id}", post_type="shop_order_refund")
-            for key, value in {"_order_currency": "GBP", "_cart_discount": "0", "_order_shipping": "0",
-                               "_order_tax": str(-_vat(r.amount)), "_order_total": str(-r.amount),
-                               "_order_version": version, "_prices_include_tax": "yes", **refund_meta}.items():
-                if value != "":
-                    add("wp_postmeta", owner, post_id=r.id, meta_key=key, meta_value=value)
+            _add_legacy_refund(add, made, made.refund, figures.version, refund_meta)
+    _add_order_items(add, made, figures)
 
-    # Order items are the same in both layouts: line items, shipping and tax, each with its meta.
-    def item(name: str, kind: str, values: dict) -> None:
-        row = add("wp_woocommerce_order_items", owner, order_item_name=name, order_item_type=kind, order_id=made.id)
+
+def _add_hpos_order(add: _Add, made: _Order, figures: _Figures, meta: dict[str, str]) -> None:
+    owner, created, updated = made.person, made.created, figures.updated
+    paid, completed = figures.paid, figures.completed
+    add("wp_posts", None, ID=made.id, post_author=1, post_date=_local(created), post_date_gmt=_gmt(created),
+        post_status="draft", post_type="shop_order_placehold", comment_status="closed", ping_status="closed",
+        post_modified=_local(created), post_modified_gmt=_gmt(created))
+    add("wp_wc_orders", owner, id=made.id, status=f"wc-{made.status}", currency="GBP", type="shop_order",
+        tax_amount=figures.cart_tax, total_amount=figures.total, customer_id=made.customer_id,
+        billing_email=made.email, date_created_gmt=_gmt(created), date_updated_gmt=_gmt(updated), parent_order_id=0,
+        payment_method=made.payment[0], payment_method_title=made.payment[1],
+        transaction_id=made.transaction_id or None, ip_address=made.ip, user_agent=made.ua,
+        customer_note=made.customer_note or None)
+    for kind, address in (("billing", made.billing), ("shipping", made.shipping)):
+        add("wp_wc_order_addresses", owner, order_id=made.id, address_type=kind,
+            **{f: address[f] for f in _ADDRESS_FIELDS},
+            email=made.address_email if kind == "billing" else None, phone=address["phone"] or None)
+    add("wp_wc_order_operational_data", owner, order_id=made.id, created_via="checkout",
+        woocommerce_version=figures.version, prices_include_tax=1, coupon_usages_are_counted=1,
+        download_permission_granted=1, cart_hash=made.cart_hash,
+        new_order_email_sent=1, order_key=made.key, order_stock_reduced=1 if paid else 0,
+        date_paid_gmt=_gmt(paid) if paid else None, date_completed_gmt=_gmt(completed) if completed else None,
+        shipping_tax_amount=figures.ship_tax, shipping_total_amount=figures.ship_gross - figures.ship_tax,
+        discount_tax_amount=Decimal(0), discount_total_amount=Decimal(0), recorded_sales=1 if paid else 0)
+    for key, value in meta.items():
+        add("wp_wc_orders_meta", owner, order_id=made.id, meta_key=key, meta_value=value)
+
+
+def _add_hpos_refund(add: _Add, made: _Order, r: _Refund, version: str, refund_meta: dict[str, str]) -> None:
+    owner = made.person
+    add("wp_posts", None, ID=r.id, post_author=1, post_date=_local(r.created), post_date_gmt=_gmt(r.created),
+        post_status="draft", post_type="shop_order_placehold", post_parent=made.id, comment_status="closed",
+        ping_status="closed", post_modified=_local(r.created), post_modified_gmt=_gmt(r.created))
+    add("wp_wc_orders", owner, id=r.id, status="wc-completed", currency="GBP", type="shop_order_refund",
+        tax_amount=-_vat(r.amount), total_amount=-r.amount, customer_id=0, billing_email=None,
+        date_created_gmt=_gmt(r.created), date_updated_gmt=_gmt(r.created), parent_order_id=made.id)
+    add("wp_wc_order_operational_data", owner, order_id=r.id, woocommerce_version=version, prices_include_tax=1,
+        shipping_tax_amount=Decimal(0), shipping_total_amount=Decimal(0), discount_tax_amount=Decimal(0),
+        discount_total_amount=Decimal(0))
+    for key, value in refund_meta.items():
+        if value != "":
+            add("wp_wc_orders_meta", owner, order_id=r.id, meta_key=key, meta_value=value)
+
+
+def _add_legacy_order(add: _Add, made: _Order, figures: _Figures, meta: dict[str, str]) -> None:
+    owner, created, updated = made.person, made.created, figures.updated
+    paid, completed = figures.paid, figures.completed
+    ship_gross, ship_tax = figures.ship_gross, figures.ship_tax
+    title = f"{_local(created):%b %d, %Y @ %I:%M %p}"
+    add("wp_posts", owner, ID=made.id, post_author=1, post_date=_local(created), post_date_gmt=_gmt(created),
+        post_title=f"Order &ndash; {title}", post_excerpt=made.customer_note, post_status=f"wc-{made.status}",
+        comment_status="closed", ping_status="closed", post_password=made.key,
+        post_name=f"order-{_local(created):%b-%d-%Y-%I%M-%p}".lower(), post_modified=_local(updated),
+        post_modified_gmt=_gmt(updated), guid=f"{SHOP_URL}/?post_type=shop_order&#038;p={made.id}",
+        post_type="shop_order")
+    b, s = made.billing, made.shipping
+    postmeta = {"_order_key": made.key, "_customer_user": str(made.customer_id),
+                "_payment_method": made.payment[0], "_payment_method_title": made.payment[1],
+                "_transaction_id": made.transaction_id, "_customer_ip_address": made.ip,
+                "_customer_user_agent": made.ua, "_created_via": "checkout", "_cart_hash": made.cart_hash,
+                "_date_paid": str(int(paid.timestamp())) if paid else "",
+                "_paid_date": f"{_local(paid):%Y-%m-%d %H:%M:%S}" if paid else "",
+                "_date_completed": str(int(completed.timestamp())) if completed else "",
+                "_completed_date": f"{_local(completed):%Y-%m-%d %H:%M:%S}" if completed else "",
+                **{f"_billing_{f}": b[f] for f in _ADDRESS_FIELDS}, "_billing_email": made.email,
+                "_billing_phone": b["phone"], **{f"_shipping_{f}": s[f] for f in _ADDRESS_FIELDS},
+                "_order_currency": "GBP", "_cart_discount": "0", "_cart_discount_tax": "0",
+                "_order_shipping": str(ship_gross - ship_tax), "_order_shipping_tax": str(ship_tax),
+                "_order_tax": str(figures.cart_tax), "_order_total": str(_money(figures.total)),
+                "_order_version": figures.version, "_prices_include_tax": "yes",
+                # WooCommerce's search strings: every address field joined by spaces, email and phone too.
+                "_billing_address_index": " ".join([*(b[f] for f in _ADDRESS_FIELDS), made.email, b["phone"]]),
+                "_shipping_address_index": " ".join([*(s[f] for f in _ADDRESS_FIELDS), s["phone"]]),
+                "_recorded_sales": "yes" if paid else "no", "_recorded_coupon_usage_counts": "yes",
+                "_order_stock_reduced": "yes" if paid else "no", "_new_order_email_sent": "true",
+                "_download_permissions_granted": "yes", **meta}
+    for key, value in postmeta.items():
+        if value != "":  # WooCommerce deletes a meta key rather than store an empty value
+            add("wp_postmeta", owner, post_id=made.id, meta_key=key, meta_value=value)
+
+
+def _add_legacy_refund(add: _Add, made: _Order, r: _Refund, version: str, refund_meta: dict[str, str]) -> None:
+    owner = made.person
+    add("wp_posts", owner, ID=r.id, post_author=1, post_date=_local(r.created), post_date_gmt=_gmt(r.created),
+        post_title=f"Refund &ndash; {_local(r.created):%b %d, %Y @ %I:%M %p}", post_excerpt=r.reason,
+        post_status="wc-completed", comment_status="closed", ping_status="closed",
+        post_name=f"refund-{_local(r.created):%b-%d-%Y-%I%M-%p}".lower(), post_parent=made.id,
+        post_modified=_local(r.created), post_modified_gmt=_gmt(r.created),
+        guid=f"{SHOP_URL}/?post_type=shop_order_refund&#038;p={r.id}", post_type="shop_order_refund")
+    for key, value in {"_order_currency": "GBP", "_cart_discount": "0", "_order_shipping": "0",
+                       "_order_tax": str(-_vat(r.amount)), "_order_total": str(-r.amount),
+                       "_order_version": version, "_prices_include_tax": "yes", **refund_meta}.items():
+        if value != "":
+            add("wp_postmeta", owner, post_id=r.id, meta_key=key, meta_value=value)
+
+
+def _add_order_items(add: _Add, made: _Order, figures: _Figures) -> None:
+    """Order items are the same in both layouts: line items, shipping and tax, each with its meta."""
+    def item(name: str, kind: str, values: dict[str, str]) -> None:
+        row = add("wp_woocommerce_order_items", made.person, order_item_name=name, order_item_type=kind,
+                  order_id=made.id)
         for key, value in values.items():
-            add("wp_woocommerce_order_itemmeta", owner, order_item_id=row["order_item_id"], meta_key=key,
+            add("wp_woocommerce_order_itemmeta", made.person, order_item_id=row["order_item_id"], meta_key=key,
                 meta_value=value)
 
     product_ids = _world().product_ids
-    for index, quantity, gross in items:
+    for index, quantity, gross in figures.items:
         tax = _vat(gross)
         taxes = f'a:1:{{i:1;s:{len(str(tax))}:"{tax}";}}'  # PHP-serialised, as WooCommerce stores it
         tax_data = f'a:2:{{s:5:"total";{taxes}s:8:"subtotal";{taxes}}}'
@@ -1261,10 +1423,11 @@ def _add_order(add, layout: str, made: _Order, admin_id: int) -> None:
             "_product_id": str(product_ids[index]), "_variation_id": "0", "_qty": str(quantity), "_tax_class": "",
             "_line_subtotal": str(gross - tax), "_line_subtotal_tax": str(tax), "_line_total": str(gross - tax),
             "_line_tax": str(tax), "_line_tax_data": tax_data, "_reduced_stock": str(quantity)})
-    item(ship_name, "shipping", {"method_id": method_id, "instance_id": instance, "cost": str(ship_gross - ship_tax),
-                                 "total_tax": str(ship_tax), "Items": ", ".join(
-                                     f"{_PRODUCTS[i][0]} &times; {q}" for i, q, _ in items)})
-    item("GB-VAT-1", "tax", {"rate_id": "1", "label": "VAT", "compound": "", "tax_amount": str(cart_tax),
+    ship_tax = figures.ship_tax
+    item(figures.ship_name, "shipping", {
+        "method_id": figures.method_id, "instance_id": figures.instance, "cost": str(figures.ship_gross - ship_tax),
+        "total_tax": str(ship_tax), "Items": ", ".join(f"{_PRODUCTS[i][0]} &times; {q}" for i, q, _ in figures.items)})
+    item("GB-VAT-1", "tax", {"rate_id": "1", "label": "VAT", "compound": "", "tax_amount": str(figures.cart_tax),
                              "shipping_tax_amount": str(ship_tax), "rate_percent": "20"})
 
 
@@ -1280,8 +1443,8 @@ def seed_woo_shop(engine: Engine, layout: str) -> int:
     metadata.create_all(engine)
     backend = search_backend(engine)
     with engine.begin() as conn:
-        for table in metadata.tables:
-            for ddl in SEARCH_INDEXES.get(backend, {}).get(table, ()):
+        for name in metadata.tables:
+            for ddl in SEARCH_INDEXES.get(backend, {}).get(name, ()):
                 conn.exec_driver_sql(ddl)
     data = woo_data(layout)
     users = metadata.tables["wp_users"]
@@ -1321,8 +1484,9 @@ def _identity_values(layout: str, table: str, row: dict) -> list[tuple[str, str]
             found.append((kind, value))
     if table in KEY_VALUE[layout]:
         key_column, value_column, _personal, identities = KEY_VALUE[layout][table]
-        if (kind := identities.get(row[key_column])) and (value := NORMALISE[kind](row[value_column])) is not None:
-            found.append((kind, value))
+        identity = identities.get(row[key_column])
+        if identity and (value := NORMALISE[identity](row[value_column])) is not None:
+            found.append((identity, value))
     excluded = {(kind, NORMALISE[kind](v)) for kind, values in NOT_IDENTITIES.items() for v in values}
     return [pair for pair in found if pair not in excluded]
 
@@ -1360,7 +1524,8 @@ def woo_truth(data: WooData, email: str) -> WooTruth | None:
                 shared |= {value} & ips
             elif value in identities.get(kind, ()):
                 held[table].add(pk)
-        column, parent_table = NON_OWNER_REFERENCES[layout].get(table, (None, None))
-        if column and row[column] in rows.get(parent_table, ()):
-            held[table].add(pk)
+        if reference := NON_OWNER_REFERENCES[layout].get(table):
+            column, parent_table = reference
+            if row[column] in rows.get(parent_table, ()):
+                held[table].add(pk)
     return WooTruth(person, dict(rows), dict(held), ips, frozenset(shared), dict(kept), identities)

@@ -13,12 +13,13 @@ from pathlib import Path
 from dateutil.relativedelta import relativedelta
 from faker import Faker
 
-from include.clock import utcnow
-from include.enquiries import ENQUIRY, QUOTE, record_outcome
-from include.paths import DEFAULT_INSTRUCTIONS_DIR
-from include.policies.holds import place_hold
-from include.policies.instructions import load_instruction_dir, record_instructions
+from include.common.clock import utcnow
+from include.common.paths import DEFAULT_INSTRUCTIONS_DIR
+from include.duties.enquiries import ENQUIRY, QUOTE, record_outcome
+from include.policies.instructions import load_instruction_dir
 from include.requests.register import register_request
+from include.vault.holds import place_hold
+from include.vault.instructions import record_instructions
 from include.vault.store import NewRecord, Vault
 
 SEED = 20260401
@@ -72,20 +73,25 @@ class DemoPerson:
     fate: str
 
 
+def _demo_person(fake: Faker, controller_id: str, role: str, outcome: str | None, purged: bool,
+                 fate: str) -> DemoPerson:
+    name = fake.unique.name()
+    user = name.lower().replace(" ", ".").replace("'", "")
+    return DemoPerson(controller_id, role, f"{user}@{fake.free_email_domain()}", name,
+                      fake.phone_number(), outcome, purged, fate)
+
+
 def demo_people() -> list[DemoPerson]:
     fake = Faker("en_GB")
     fake.seed_instance(SEED)
     people = []
     for controller_id, _name, _region in CONTROLLERS:
-        def person(role: str, outcome: str | None, purged: bool, fate: str) -> DemoPerson:
-            name = fake.unique.name()
-            user = name.lower().replace(" ", ".").replace("'", "")
-            return DemoPerson(controller_id, role, f"{user}@{fake.free_email_domain()}", name,
-                              fake.phone_number(), outcome, purged, fate)
         for outcome, _quote, _hold, fate in PROSPECT_PLAN:
-            people.append(person("prospect", outcome, fate == "purged", fate))
-        people += [person("client", None, False, "kept: client") for _ in range(CLIENTS_PER_CONTROLLER)]
-        people += [person("contact", None, False, "kept: client contact") for _ in range(CONTACTS_PER_CONTROLLER)]
+            people.append(_demo_person(fake, controller_id, "prospect", outcome, fate == "purged", fate))
+        people += [_demo_person(fake, controller_id, "client", None, False, "kept: client")
+                   for _ in range(CLIENTS_PER_CONTROLLER)]
+        people += [_demo_person(fake, controller_id, "contact", None, False, "kept: client contact")
+                   for _ in range(CONTACTS_PER_CONTROLLER)]
     return people
 
 

@@ -8,7 +8,7 @@ anything that looks like plain personal data.
 The chain runs from event 1, without a gap, to the event the head row (MAC'd too) names. An event
 with a sequence outside it (below 1, or a second event with one sequence) is no part of it: `verify`
 reports it, and returns only events of the chain to callers that trust what events say (the
-disclosure log's digests, include/disclosures.py).
+disclosure log's digests, include/duties/disclosures.py).
 
 The anchor. The head row is in the vault, so whoever can write the vault can delete the newest
 events and put back an older head row from a backup: the chain and the head then agree. The head's
@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from include.common.errors import AuditError
 from include.crypto.keyring import Keyring
-from include.errors import AuditError
 from include.vault.schema import audit_event, audit_head
 
 if TYPE_CHECKING:
@@ -101,6 +101,16 @@ def _missing(first: int, last: int) -> str:
     return f"event {first} is missing (deleted)" if first == last else f"events {first}..{last} are missing (deleted)"
 
 
+def _report_outside(conn: Connection, result: AuditVerification) -> None:
+    """Events with a sequence below 1: no part of the chain."""
+    outside = conn.execute(select(audit_event.c.seq).where(audit_event.c.seq < 1)
+                           .order_by(audit_event.c.seq)).scalars().all()
+    result.problems += [f"event {seq}: its sequence is outside the chain, which runs from event 1 "
+                        "(forged, or moved out of it)" for seq in outside[:_LISTED]]
+    if len(outside) > _LISTED:
+        result.problems.append(f"and {len(outside) - _LISTED} more events with a sequence outside the chain")
+
+
 def _pending_info(dbapi_connection) -> dict | None:
     """The pool's info dict of a connection (a raw DBAPI connection, which has none, gives None)."""
     info = getattr(dbapi_connection, "info", None)
@@ -132,8 +142,8 @@ def _anchor_after_commit(engine: Engine) -> None:
                 info.pop(_PENDING, None)
             rollback(dbapi_connection)
 
-        dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
-        dialect._gdpr_audit_anchor = True
+        # Instance attributes, shadowing the dialect's methods for this engine alone.
+        vars(dialect).update(do_commit=do_commit, do_rollback=do_rollback, _gdpr_audit_anchor=True)
 
 
 @dataclass
@@ -201,7 +211,7 @@ class AuditLog:
         seq = head.seq + 1
         text = json.dumps(details, sort_keys=True, separators=(",", ":"))
         hash_ = self._hash(head.hash, _canonical(seq, at, actor, action, controller_id, subject_id, text))
-        follows = self._anchor is not None and self._follows_anchor(conn, head.seq, head.hash)
+        follows = self._anchor is not None and self._follows_anchor(self._anchor, conn, head.seq, head.hash)
         conn.execute(insert(audit_event).values(
             seq=seq, at=at, actor=actor, action=action, controller_id=controller_id,
             subject_id=subject_id, details=text, prev_hash=head.hash, hash=hash_))
@@ -215,14 +225,14 @@ class AuditLog:
                 conn.info.pop(_PENDING, None)
         return seq
 
-    def _follows_anchor(self, conn: Connection, seq: int, hash_: str) -> bool:
+    def _follows_anchor(self, keystore: KeyStore, conn: Connection, seq: int, hash_: str) -> bool:
         """Whether the chain ending at event seq (the head the caller holds locked) runs through the
         anchored event, so that the anchor may move up to what this transaction commits."""
         pending = conn.info.get(_PENDING)
         if pending is not None and pending[0] is self and pending[1:] == (seq, hash_):
             return True  # this transaction's own previous event, already checked
         try:
-            anchor = self._anchor.audit_anchor()
+            anchor = keystore.audit_anchor()
         except SQLAlchemyError as exc:
             log.warning("audit anchor not read from the key store (%s): this transaction's events are "
                         "anchored by the next commit that appends", type(exc).__name__)
@@ -247,15 +257,17 @@ class AuditLog:
         """Move the anchor up to a committed head. A failure is logged, not raised: the vault has
         committed, and the anchor stays behind until the next commit that appends, or a clean
         verification, moves it."""
+        if self._anchor is None:
+            return  # without a key store nothing is anchored
         try:
             self._anchor.raise_audit_anchor(seq, hash_, self._anchor_mac(seq, hash_))
-        except Exception as exc:  # noqa: BLE001 - the caller's commit succeeded; it must not see a failure
+        except Exception as exc:
             log.warning("audit anchor not moved up to event %d (%s): it stays behind the vault's head until "
                         "the next commit that appends", seq, type(exc).__name__)
 
-    def _read_anchor(self, result: AuditVerification):
+    def _read_anchor(self, keystore: KeyStore, result: AuditVerification) -> Row | None:
         try:
-            anchor = self._anchor.audit_anchor()
+            anchor = keystore.audit_anchor()
         except SQLAlchemyError as exc:
             result.problems.append(f"the audit anchor could not be read from the key store ({type(exc).__name__}): "
                                    "is it reachable, and initialised (`gdpr-admin vault init`)?")
@@ -281,18 +293,31 @@ class AuditLog:
         left behind (by a crash) up to the head.
         """
         result = AuditVerification()
-        wanted = set(collect)
-        anchor = self._read_anchor(result) if self._anchor is not None else None
+        anchor = self._read_anchor(self._anchor, result) if self._anchor is not None else None
         if conn.dialect.name in ("postgresql", "mysql", "mariadb") and not conn.in_transaction():
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         head = conn.execute(select(audit_head).where(audit_head.c.id == self.HEAD_ID)).first()
         head_ok = head is not None and hmac.compare_digest(self._head_mac(head.seq, head.hash), head.mac)
-        outside = conn.execute(select(audit_event.c.seq).where(audit_event.c.seq < 1)
-                               .order_by(audit_event.c.seq)).scalars().all()
-        result.problems += [f"event {seq}: its sequence is outside the chain, which runs from event 1 "
-                            "(forged, or moved out of it)" for seq in outside[:_LISTED]]
-        if len(outside) > _LISTED:
-            result.problems.append(f"and {len(outside) - _LISTED} more events with a sequence outside the chain")
+        trusted = head if head_ok else None  # the head row, if its MAC holds
+        _report_outside(conn, result)
+        last, prev_hash, anchored = self._walk_chain(conn, result, set(collect),
+                                                     trusted.seq if trusted is not None else None, anchor)
+        if head is None:
+            result.problems.append("the head row is missing")
+        elif trusted is None:
+            result.problems.append("the head row was altered")
+        elif trusted.seq != last or trusted.hash != prev_hash:
+            result.problems.append(f"the head names event {trusted.seq} but the log ends at event {last} "
+                                   "(newest events deleted or replaced)")
+        if anchor is not None:
+            self._check_anchor(result, anchor, anchored, trusted, last)
+        return result
+
+    def _walk_chain(self, conn: Connection, result: AuditVerification, wanted: set[str], head_seq: int | None,
+                    anchor: Row | None) -> tuple[int, str, str | None]:
+        """Check the events in sequence from event 1, collecting those wanted up to the head (if it is
+        trusted). Returns the last event's sequence and hash, and the hash of the anchored event (None if
+        it was not met)."""
         anchored = GENESIS if anchor is not None and anchor.seq == 0 else None
         expected_seq, prev_hash, last = 1, GENESIS, 0
         while True:
@@ -314,33 +339,28 @@ class AuditLog:
                 genuine = hmac.compare_digest(self._hash(row.prev_hash, payload), row.hash)
                 if not genuine:
                     result.problems.append(f"event {row.seq}: content does not match its hash (edited)")
-                if genuine and linked and row.action in wanted and not (head_ok and row.seq > head.seq):
+                if genuine and linked and row.action in wanted and not (head_seq is not None and row.seq > head_seq):
                     result.collected.append((row.seq, row.action, row.details))
                 if anchor is not None and row.seq == anchor.seq:
                     anchored = row.hash
                 prev_hash, expected_seq, last = row.hash, row.seq + 1, row.seq
                 result.events += 1
             if len(rows) < _VERIFY_CHUNK:
-                break
-        if head is None:
-            result.problems.append("the head row is missing")
-        elif not head_ok:
-            result.problems.append("the head row was altered")
-        elif head.seq != last or head.hash != prev_hash:
-            result.problems.append(f"the head names event {head.seq} but the log ends at event {last} "
-                                   "(newest events deleted or replaced)")
-        if anchor is not None:
-            end = head.seq if head_ok else last
-            if anchor.seq > end:
-                result.problems.append(
-                    f"{_missing(end + 1, anchor.seq)}: the key store's audit anchor names event {anchor.seq}, "
-                    f"but the vault's log ends at event {end} (an older head put back, or the vault restored "
-                    "from a backup without the key store)")
-            elif anchored is None:
-                result.problems.append(f"event {anchor.seq}, which the key store anchors, is missing")
-            elif anchored != anchor.hash:
-                result.problems.append(f"event {anchor.seq} is not the event the key store anchors (the log "
-                                       "was put back to an older state and written again)")
-            elif result.ok and anchor.seq < head.seq:
-                self._raise_anchor(head.seq, head.hash)
-        return result
+                return last, prev_hash, anchored
+
+    def _check_anchor(self, result: AuditVerification, anchor: Row, anchored: str | None, trusted: Row | None,
+                      last: int) -> None:
+        """The anchored event must be in the chain, with the hash anchored; a clean log moves the anchor up."""
+        end = trusted.seq if trusted is not None else last
+        if anchor.seq > end:
+            result.problems.append(
+                f"{_missing(end + 1, anchor.seq)}: the key store's audit anchor names event {anchor.seq}, "
+                f"but the vault's log ends at event {end} (an older head put back, or the vault restored "
+                "from a backup without the key store)")
+        elif anchored is None:
+            result.problems.append(f"event {anchor.seq}, which the key store anchors, is missing")
+        elif anchored != anchor.hash:
+            result.problems.append(f"event {anchor.seq} is not the event the key store anchors (the log "
+                                   "was put back to an older state and written again)")
+        elif result.ok and trusted is not None and anchor.seq < trusted.seq:  # ok: the head is trusted
+            self._raise_anchor(trusted.seq, trusted.hash)

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from include.files import write_atomically
-from include.policies.instructions import InstructionBook
-from include.reports import csv_bytes
-from include.requests.package import seal
-from include.requests.restriction import refuse_restricted, require_unrestricted
+from include.common.files import write_atomically
+from include.common.reports import csv_bytes
+from include.crypto.sealing import seal
+from include.vault.restriction import refuse_restricted, require_unrestricted
 from include.vault.schema import KEPT_AFTER_ERASURE, record, suppression
 from include.vault.store import NewRecord, Vault
 
@@ -42,28 +41,6 @@ def subscribe(vault: Vault, *, controller_id: str, email: str, name: str, source
         source=source, fields={"email": email, "name": name}, role="customer", created_at=at)], actor=actor)[0]
 
 
-def suppress(vault: Vault, *, controller_id: str, email: str, actor: str, at: datetime,
-             request_id: str | None = None) -> bool:
-    """Put the email on the controller's suppression list; False if it already was (idempotent)."""
-    lookup = vault.indexer.digest("email", controller_id, email)
-    with vault.engine.begin() as conn:
-        if conn.execute(select(suppression.c.email_lookup).where(
-                suppression.c.controller_id == controller_id, suppression.c.email_lookup == lookup)).first():
-            return False
-        conn.execute(insert(suppression).values(controller_id=controller_id, email_lookup=lookup,
-                                                request_id=request_id, added_at=at))
-        vault.audit.append(conn, at=at, actor=actor, action="marketing.suppressed", controller_id=controller_id,
-                           details={"request": request_id})
-    return True
-
-
-def is_suppressed(vault: Vault, controller_id: str, email: str) -> bool:
-    lookup = vault.indexer.digest("email", controller_id, email)
-    with vault.engine.connect() as conn:
-        return conn.execute(select(suppression.c.email_lookup).where(
-            suppression.c.controller_id == controller_id, suppression.c.email_lookup == lookup)).first() is not None
-
-
 @dataclass(frozen=True)
 class MarketingExport:
     path: Path
@@ -75,7 +52,7 @@ class MarketingExport:
 def export_mailing_list(vault: Vault, *, controller_id: str, outbox: Path, actor: str,
                         at: datetime) -> MarketingExport:
     """Seal the controller's mailing list, without suppressed or restricted people, into its outbox."""
-    InstructionBook.load(vault).require(controller_id, CATEGORY, at, where=f"marketing export for '{controller_id}': ")
+    vault.instruction_book().require(controller_id, CATEGORY, at, where=f"marketing export for '{controller_id}': ")
     with vault.engine.connect() as conn:
         ids = list(conn.execute(select(record.c.id).where(record.c.controller_id == controller_id,
                                                           record.c.category == CATEGORY)
@@ -98,10 +75,9 @@ def export_mailing_list(vault: Vault, *, controller_id: str, outbox: Path, actor
     path = Path(outbox) / controller_id / f"{export_id}.gdprpkg"
     with vault.keystore.wrapping() as keyring:  # a key rotation waits until the export is written
         sealed, _secret = seal({"mailing-list.csv": csv_bytes(rows, ["email", "name"])}, keyring=keyring,
-                               request_id=export_id)
+                               reference=export_id)
         write_atomically(path, sealed, mode=0o640)
-    with vault.engine.begin() as conn:
-        vault.audit.append(conn, at=at, actor=actor, action="marketing.exported", controller_id=controller_id,
-                           details={"export": export_id, "exported": len(rows), "suppressed": skipped,
-                                    "restricted": len(restricted)})
+    vault.record_event("marketing.exported", actor=actor, at=at, controller_id=controller_id,
+                       details={"export": export_id, "exported": len(rows), "suppressed": skipped,
+                                "restricted": len(restricted)})
     return MarketingExport(path, len(rows), skipped, len(restricted))

@@ -1,8 +1,17 @@
-"""Errors of the core. Messages name what is wrong and where, and never carry personal data."""
+"""Errors of the core. Messages name what is wrong and where, and never carry personal data.
+
+Each error says whether trying again may help (`retryable`): a store that is away now may be back
+in a minute; a wrong keyring, a broken audit chain, bad input or a refusal give the same answer every
+time. The workflows' operators and the CLI both decide by it.
+"""
+
+from typing import ClassVar
 
 
 class GdprError(Exception):
     """Base of every error the core raises on purpose."""
+
+    retryable: ClassVar[bool] = False
 
 
 class KeyringError(GdprError):
@@ -10,7 +19,7 @@ class KeyringError(GdprError):
 
 
 class VaultError(GdprError):
-    """The vault cannot do what was asked (store down, schema missing, data inconsistent)."""
+    """The vault cannot do what was asked (schema missing, data inconsistent)."""
 
 
 class DataKeyDestroyed(VaultError):
@@ -31,6 +40,14 @@ class AuditError(GdprError):
 
 class StoreUnavailable(GdprError):
     """A store cannot be reached or read now; a search that needs it must be retried, never cut short."""
+
+    retryable = True
+
+
+class VaultUnavailable(VaultError, StoreUnavailable):
+    """The vault's database or its key store cannot be reached now."""
+
+    retryable = True
 
 
 class Restricted(GdprError):

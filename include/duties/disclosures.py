@@ -17,7 +17,7 @@ refused, with the refusal audited and reported, when:
 Each logged disclosure is audited with a digest of its row, keyed (an HMAC under a key derived from
 the keyring, so nobody without it can compute one for an edited row), so that `verify_disclosures`
 finds a row edited or deleted after the fact; only digests of events inside the verified audit chain
-are trusted (include/audit.py), and the chain finds an edited, deleted or forged audit event.
+are trusted (include/vault/audit.py), and the chain finds an edited, deleted or forged audit event.
 
 Batch files come from other systems: before any of a row's values is used, its controller must be
 registered in the vault (a controller id names the folder a refusal report is written to), its
@@ -41,25 +41,27 @@ from enum import StrEnum
 from pathlib import Path
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import insert, or_, select
 
-from include.audit import AuditVerification
+from include.common.errors import InvalidInput, Restricted
+from include.common.files import write_atomically
+from include.common.models import StrictModel
+from include.common.reports import write_html, write_json
+from include.common.yamlfiles import LoadedFile, load_yaml_file
 from include.crypto.keyring import Keyring
-from include.errors import InvalidInput, Restricted
-from include.files import write_atomically
+from include.crypto.sealing import seal
 from include.policies.instructions import InstructionBook, LegalBasis
-from include.reports import write_html, write_json
-from include.requests.package import seal
-from include.requests.restriction import require_unrestricted
+from include.vault.audit import AuditVerification
 from include.vault.keystore import chunks
+from include.vault.restriction import require_unrestricted
 from include.vault.schema import disclosure
 from include.vault.store import Vault, new_id
-from include.yamlfiles import LoadedFile, load_yaml_file
 
 # The UK and the EEA (the EU's 27, Iceland, Liechtenstein, Norway): no transfer safeguard is needed.
 UK_AND_EEA = frozenset(
-    "GB AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split())
+    ["GB", "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+     "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"])
 CODE = r"^[A-Za-z0-9_.:/+-]{1,64}$"  # what the audit log accepts as a code word (a court order reference)
 CONTROLLER_ID = r"[a-z0-9][a-z0-9-]{0,63}"  # as include/policies/instructions.py gives them
 
@@ -78,21 +80,18 @@ class SafeguardKind(StrEnum):
     bcr = "bcr"  # binding corporate rules
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class Safeguard(_Strict):
+class Safeguard(StrictModel):
     kind: SafeguardKind
     reference: str = Field(min_length=3, max_length=300)  # the regulation, or the signed agreement
 
 
-class Receives(_Strict):
+class Receives(StrictModel):
     controller: str = Field(min_length=1, max_length=64)
     categories: list[str] = Field(min_length=1)
 
 
-class Recipient(_Strict):
+class Recipient(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
     name: str = Field(min_length=2, max_length=200)
     kind: RecipientKind
@@ -116,13 +115,13 @@ class Recipient(_Strict):
         return {c for r in self.receives if r.controller == controller_id for c in r.categories}
 
 
-class Processor(_Strict):
+class Processor(StrictModel):
     name: str = Field(min_length=2, max_length=200)
     contact: str = Field(min_length=3, max_length=300)
     representative: str | None = None
 
 
-class Register(_Strict):
+class Register(StrictModel):
     processor: Processor
     security_measures: list[str] = Field(min_length=1)
     recipients: list[Recipient] = Field(min_length=1)
@@ -254,15 +253,16 @@ def record_disclosure(vault: Vault, register: Register, item: Disclosure, *, act
             raise InvalidInput("the controller is not registered in the vault")
         lookup = vault.indexer.digest("email", item.controller_id, item.email)
         subjects = vault.find_subjects(item.controller_id, "email", item.email)
-        recipient = _check(register, InstructionBook.load(vault), item)
+        recipient = _check(register, vault.instruction_book(), item)
         require_unrestricted(vault, controller_id=item.controller_id, subject_ids=subjects, operation="disclosure",
                              actor=actor, at=at)
     except (Restricted, InvalidInput) as refused:
         _audit_refusal(vault, register, item, registered=registered, subject_id=subjects[0] if subjects else None,
                        actor=actor, at=at)
         return Outcome(item.source, None, refusal=str(refused))
-    row = {"id": new_id(), "controller_id": item.controller_id, "recipient_id": recipient.id,
-           "subject_id": subjects[0] if subjects else None, "email_lookup": lookup,
+    disclosure_id, subject_id = new_id(), subjects[0] if subjects else None
+    row = {"id": disclosure_id, "controller_id": item.controller_id, "recipient_id": recipient.id,
+           "subject_id": subject_id, "email_lookup": lookup,
            "categories": ",".join(sorted(set(item.categories))), "legal_basis": item.legal_basis,
            "disclosed_on": item.disclosed_on, "reference": item.reference,
            "country": recipient.country, "safeguard": recipient.safeguard.kind.value if recipient.safeguard else None,
@@ -270,10 +270,10 @@ def record_disclosure(vault: Vault, register: Register, item: Disclosure, *, act
     with vault.engine.begin() as conn:
         conn.execute(insert(disclosure).values(**row))
         vault.audit.append(conn, at=at, actor=actor, action="disclosure.recorded", controller_id=item.controller_id,
-                           subject_id=row["subject_id"], details={
-                               "disclosure": row["id"], "recipient": recipient.id, "country": recipient.country,
+                           subject_id=subject_id, details={
+                               "disclosure": disclosure_id, "recipient": recipient.id, "country": recipient.country,
                                "reference": item.reference, "mac": _row_mac(_digest_key(vault.keyring), row)})
-    return Outcome(item.source, row["id"])
+    return Outcome(item.source, disclosure_id)
 
 
 def _source_code(source: str) -> str:
@@ -357,7 +357,7 @@ def disclosures_of(vault: Vault, controller_id: str, *, subject_ids: list[str], 
 
 
 def verify_audit_log(vault: Vault) -> tuple[AuditVerification, list[str]]:
-    """The audit log verified (chain, head, anchor: include/audit.py), and the problems with the
+    """The audit log verified (chain, head, anchor: include/vault/audit.py), and the problems with the
     disclosure log checked against the disclosure events of that chain, both read in one snapshot."""
     with vault.engine.connect() as conn:
         chain = vault.audit.verify(conn, collect=(RECORDED,))
@@ -442,7 +442,7 @@ def ingest_inbox(vault: Vault, register: Register, inbox: Path, *, actor: str, a
             else:
                 outcome.already_logged += 1
         with vault.keystore.wrapping() as keyring:  # a key rotation waits until the file is written
-            sealed, _secret = seal({path.name: data}, keyring=keyring, request_id=f"disclosures-{digest[:32]}")
+            sealed, _secret = seal({path.name: data}, keyring=keyring, reference=f"disclosures-{digest[:32]}")
             write_atomically(Path(inbox) / "processed" / f"{path.stem}-{digest[:12]}.gdprpkg", sealed, mode=0o600)
         path.unlink()
         outcomes.append(outcome)

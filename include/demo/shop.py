@@ -35,11 +35,11 @@ from sqlalchemy import (
     select,
 )
 
-from include.demo import EPOCH, SEED, demo_people
-from include.files import write_atomically
-from include.stores.sql_checks import search_index
+from include.common.files import write_atomically
+from include.common.yamlfiles import LoadedFile
+from include.demo.people import EPOCH, SEED, demo_people
 from include.policies.instructions import InstructionFile
-from include.yamlfiles import LoadedFile
+from include.stores.sql_checks import search_index
 
 SHOP_CONTROLLER = "fenland-cycles"
 SHOP_CONNECTION = "fenland_shop"
@@ -184,8 +184,8 @@ def seed_shop(engine: Engine) -> int:
     shop_metadata.create_all(engine)
     data = shop_data()
     with engine.begin() as conn:
-        for table, column, kind in SEARCHED:
-            conn.exec_driver_sql(search_index(engine.dialect.name, table, column, kind).replace(
+        for table_name, column, kind in SEARCHED:
+            conn.exec_driver_sql(search_index(engine.dialect.name, table_name, column, kind).replace(
                 "CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
         if conn.execute(select(customers.c.id).limit(1)).first():
             return 0

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable
 
 import phonenumbers
 
+from include.common.errors import InvalidInput
+from include.common.identities import normalise_email, normalise_phone
 from include.stores.identities import IdentitySet
-from include.errors import InvalidInput
-from include.identities import normalise_email, normalise_phone
 
 WITHHELD = "[withheld: about another person]"
 # Fields and columns that hold a person's name.
@@ -76,7 +76,7 @@ def _initial(word: str) -> bool:
 def _is_surname(word: str) -> bool:
     shaped = unicodedata.normalize("NFC", word).translate(_APOSTROPHES)
     match = _SURNAME.match(shaped)
-    return bool(match) and shaped[match.end() - 1].isupper()
+    return match is not None and shaped[match.end() - 1].isupper()
 
 
 def _merged(spans: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:

@@ -16,10 +16,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
 
-from include.errors import InvalidInput, UnknownRecord
-from include.policies.holds import held
-from include.requests.register import under_open_request
+from include.common.errors import InvalidInput, UnknownRecord
 from include.vault.deletion import delete_records, run_in_batches
+from include.vault.holds import held, under_open_request
 from include.vault.schema import data_subject, record
 from include.vault.store import Vault
 

@@ -1,4 +1,5 @@
-"""Legal holds: data kept for legal claims or an authority's enquiry is never deleted (Art. 17(3)(e)).
+"""Legal holds: data kept for legal claims or an authority's enquiry is never deleted (Art. 17(3)(e)),
+and data under an open request, kept until the request is answered (DPA 2018 s.173).
 
 A hold covers a whole controller, one data subject or a set of records, with a reason and an optional
 end. A record's retention end is the later of its rule's end and any hold's: while held, no workflow
@@ -10,18 +11,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, and_, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, FromClause, Table, and_, exists, insert, or_, select, update
 
-from include.errors import InvalidInput, UnknownRecord
+from include.common.errors import InvalidInput, UnknownRecord
 from include.vault.keystore import chunks
-from include.vault.schema import controller, data_subject, legal_hold, legal_hold_record, record
+from include.vault.schema import (
+    OPEN_STATUSES,
+    controller,
+    data_subject,
+    legal_hold,
+    legal_hold_record,
+    record,
+    request_subject,
+    rights_request,
+)
 from include.vault.store import Vault, new_id
-
 
 SCOPES = ("controller", "subject", "records")
 
 
-def held(rec: Table, now: datetime) -> ColumnElement[bool]:
+def held(rec: FromClause, now: datetime) -> ColumnElement[bool]:
     """True for rows of `rec` (the record table or an alias of it) under an active hold at `now`."""
     active = and_(legal_hold.c.placed_at <= now,
                   or_(legal_hold.c.lifted_at.is_(None), legal_hold.c.lifted_at > now),
@@ -35,6 +44,16 @@ def held(rec: Table, now: datetime) -> ColumnElement[bool]:
     by_record = exists().where(legal_hold_record.c.record_id == rec.c.id,
                                legal_hold.c.id == legal_hold_record.c.hold_id, active)
     return or_(by_controller_or_subject, by_record)
+
+
+def under_open_request(rec: Table) -> ColumnElement[bool]:
+    """True for rows of `rec` whose data subject has an open request: the subject it was found to be,
+    or any subject its identities led to (request_subject)."""
+    is_open = rights_request.c.status.in_(OPEN_STATUSES)
+    # Two flat EXISTS, each correlated to `rec` directly.
+    return or_(exists().where(rights_request.c.subject_id == rec.c.subject_id, is_open),
+               exists().where(request_subject.c.subject_id == rec.c.subject_id,
+                              rights_request.c.id == request_subject.c.request_id, is_open))
 
 
 def place_hold(vault: Vault, *, controller_id: str, reason: str, actor: str, at: datetime,
@@ -59,7 +78,7 @@ def place_hold(vault: Vault, *, controller_id: str, reason: str, actor: str, at:
         if subject_id and not conn.execute(select(data_subject.c.id).where(
                 data_subject.c.id == subject_id, data_subject.c.controller_id == controller_id)).first():
             raise UnknownRecord(f"data subject {subject_id} is not one of controller '{controller_id}'")
-        found = set()
+        found: set[str] = set()
         for part in chunks(record_ids):
             found.update(conn.execute(select(record.c.id).where(
                 record.c.id.in_(part), record.c.controller_id == controller_id)).scalars())

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from include.files import write_atomically
+from include.common.files import write_atomically
 
 _templates = Environment(loader=PackageLoader("include", "templates"), undefined=StrictUndefined,
                          autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, func, select
 
-from include.errors import InvalidInput
-from include.policies.holds import held
+from include.common.errors import InvalidInput, VaultError
+from include.common.reports import write_csv, write_html, write_json
 from include.policies.instructions import Instruction, InstructionBook, ServerLogLocation
-from include.reports import write_csv, write_html, write_json
-from include.requests.register import under_open_request
-from include.serverlogs import apply_to_directory
+from include.stores.serverlogs import apply_to_directory
 from include.vault.deletion import delete_records, run_in_batches
+from include.vault.holds import held, under_open_request
 from include.vault.schema import record
 from include.vault.store import Vault
 
@@ -71,6 +70,12 @@ class SweepReport:
                 "batches": self.batches, "no_instruction": self.no_instruction,
                 "by_category": [asdict(o) for o in self.outcomes]}
 
+    @classmethod
+    def from_summary(cls, summary: dict) -> SweepReport:
+        """The report again from its summary, as a later task gets it through XCom."""
+        return cls(as_of=summary["as_of"], dry_run=summary["dry_run"], no_instruction=summary["no_instruction"],
+                   batches=summary["batches"], outcomes=[CategoryOutcome(**o) for o in summary["by_category"]])
+
 
 def _check_as_of(as_of: datetime) -> None:
     if not isinstance(as_of, datetime) or as_of.tzinfo is None:
@@ -84,7 +89,7 @@ def sweep_expired(vault: Vault, *, controller_id: str, as_of: datetime, actor: s
     _check_as_of(as_of)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInput(f"batch_size must be a positive whole number, got {batch_size!r}")
-    book = book or InstructionBook.load(vault)
+    book = book or vault.instruction_book()
     report = SweepReport(as_of=as_of.isoformat(), dry_run=dry_run)
     with vault.engine.connect() as conn:
         present = set(conn.execute(select(record.c.category).distinct()
@@ -159,7 +164,7 @@ def retention_report(vault: Vault, *, as_of: datetime,
                      book: InstructionBook | None = None) -> list[RetentionLine]:
     """Per controller and category: the rule in effect, the record count, the oldest record, the
     next expiry, and the records grouped by the day they expire (the cohorts)."""
-    book = book or InstructionBook.load(vault)
+    book = book or vault.instruction_book()
     lines = []
     with vault.engine.connect() as conn:
         groups = conn.execute(
@@ -219,11 +224,13 @@ def sweep_server_logs(vault: Vault, *, controller_id: str, locations: list[Serve
                       book: InstructionBook | None = None) -> LogSweepReport:
     """Anonymise or drop one controller's log lines older than its instruction's limit."""
     _check_as_of(as_of)
-    book = book or InstructionBook.load(vault)
+    book = book or vault.instruction_book()
     report = LogSweepReport(controller_id, as_of.isoformat())
     instr = book.in_effect(controller_id, "server_log", as_of)
     if instr is None or not locations:
         return report
+    if instr.log_action is None:  # a server_log instruction is validated to have one when it is recorded
+        raise VaultError(f"controller '{controller_id}': the recorded server_log instruction has no log_action")
     cutoff = instr.retention.cutoff(as_of, instr.year_end)
     report.rule, report.action, report.cutoff = instr.retention.text, instr.log_action, cutoff.isoformat()
     for location in locations:

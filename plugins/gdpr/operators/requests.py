@@ -1,0 +1,145 @@
+"""The steps every request takes once registered, whatever its kind (include/requests/pipeline.py):
+plan the stores, work on each, plan the server logs, work on them, finish.
+
+XCom carries request ids, store names, counts and paths; never a person's identities or values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context, XComArg
+
+from gdpr.hooks.store import ClientStoreHook
+from gdpr.operators.base import BaseVaultOperator, run_date
+from include.common.clock import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from include.common.settings import WorkflowSettings
+    from include.requests.gather import Stores
+    from include.requests.pipeline import RequestSettings
+    from include.vault.store import Vault
+
+
+def request_settings(workflow: WorkflowSettings) -> RequestSettings:
+    from include.requests.pipeline import RequestSettings
+
+    return RequestSettings(work_dir=workflow.work_dir, outbox_dir=workflow.outbox_dir,
+                           recipients_file=workflow.recipients_file)
+
+
+def stores_for(vault: Vault, workflow: WorkflowSettings) -> Callable[[str], Stores]:
+    """controller_id -> Stores, with SQL stores reached through their Airflow connections."""
+    from include.datamap.model import load_data_maps
+    from include.requests.gather import Stores
+
+    maps = load_data_maps(workflow.datamaps_dir)
+    engines: dict[str, Engine] = {}
+
+    def engine_for(conn_id: str) -> Engine:
+        if conn_id not in engines:
+            engines[conn_id] = ClientStoreHook(store_conn_id=conn_id).get_sqlalchemy_engine()
+        return engines[conn_id]
+
+    def stores_of(controller_id: str) -> Stores:
+        return Stores(vault, controller_id, maps, engine_for, workflow.server_log_root)
+    return stores_of
+
+
+class PlanRequestsOperator(BaseVaultOperator):
+    """Returns the (request, store) pairs the store tasks work through: the vault and the SQL stores;
+    or, with logs=True, the server logs, with every identity those found.
+
+    :param request_ids: from the workflow's first task.
+    :param logs: plan the server-log steps.
+    """
+
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_ids")
+
+    def __init__(self, *, request_ids: list[str] | XComArg, logs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request_ids: Any = request_ids  # a list once rendered
+        self.logs = logs
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
+        from include.requests.pipeline import plan, plan_logs
+
+        ids = list(self.request_ids or [])
+        step = plan_logs if self.logs else plan
+        pairs = step(vault, stores_for(vault, self.workflow), ids, request_settings(self.workflow), actor=self.actor,
+                     at=utcnow())
+        self.log.info("%d store step(s) planned for %d request(s)", len(pairs), len(ids))
+        return pairs
+
+
+class StoreStepOperator(BaseVaultOperator):
+    """One store's step for one request (mapped: stores run in parallel, a failing one retries alone;
+    a change to a store applies the plan made before anything changed).
+
+    :param request_id: the request.
+    :param store: the store's id in the data map, or "vault".
+    """
+
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_id", "store")
+
+    def __init__(self, *, request_id: str, store: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.store = store
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> dict:
+        from include.requests.pipeline import on_store
+        from include.requests.register import get_request
+
+        stores = stores_for(vault, self.workflow)(get_request(vault, self.request_id).controller_id)
+        done = on_store(vault, stores, self.request_id, self.store, request_settings(self.workflow), actor=self.actor,
+                        at=utcnow())
+        self.log.info("Store %s, request %s: %s", self.store, self.request_id,
+                      ", ".join(f"{name} {count}" for name, count in done.items()
+                                if name not in ("request_id", "store")))
+        return done
+
+
+class FinishRequestsOperator(BaseVaultOperator):
+    """Finishes each request once its stores have answered: its package or confirmation, delivered to
+    the controller's outbox.
+
+    :param request_ids: from the workflow's first task.
+    """
+
+    template_fields: Sequence[str] = (*BaseVaultOperator.template_fields, "request_ids")
+
+    def __init__(self, *, request_ids: list[str] | XComArg, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request_ids: Any = request_ids  # a list once rendered
+
+    def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
+        from include.requests.pipeline import finish
+        from include.requests.register import get_request
+
+        stores_of, settings = stores_for(vault, self.workflow), request_settings(self.workflow)
+        on = run_date(context).date()
+        finished = []
+        for request_id in self.request_ids or []:
+            stores = stores_of(get_request(vault, request_id).controller_id)
+            finished.append(done := finish(vault, stores, request_id, settings, on=on, actor=self.actor,
+                                           at=utcnow()))
+            self.log.info("Request %s: %s", request_id, done.get("package") or done.get("confirmation"))
+        return finished
+
+
+def request_steps(register: BaseOperator, *, planned: str, step: str, finish_task_id: str) -> None:
+    """The tasks after `register` (whose result is the request ids), named in the workflow's words:
+    `plan_store_{planned}`, `{step}_store`, `plan_log_{planned}`, `{step}_server_logs`, `finish_task_id`."""
+    plan = PlanRequestsOperator(task_id=f"plan_store_{planned}", request_ids=register.output)
+    on_stores = StoreStepOperator.partial(task_id=f"{step}_store", map_index_template="{{ task.store }}",
+                                          ).expand_kwargs(plan.output)
+    plan_logs = PlanRequestsOperator(task_id=f"plan_log_{planned}", request_ids=register.output, logs=True)
+    on_logs = StoreStepOperator.partial(task_id=f"{step}_server_logs", map_index_template="{{ task.store }}",
+                                        ).expand_kwargs(plan_logs.output)
+    # none_failed: a request with nothing to do in the stores or logs skips them; a failed store stops here.
+    finish = FinishRequestsOperator(task_id=finish_task_id, request_ids=register.output, trigger_rule="none_failed")
+    register >> plan >> on_stores >> plan_logs >> on_logs >> finish
