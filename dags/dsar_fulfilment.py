@@ -20,11 +20,19 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from gdpr.defaults import controller_param, dag_defaults, email_param, intervals, received_on_param
+from gdpr.defaults import (
+    REQUEST_RUNS_AT_ONCE,
+    controller_param,
+    dag_defaults,
+    email_param,
+    intervals,
+    received_on_param,
+)
 from gdpr.operators.dsar import AccessRequestsOperator
 from gdpr.operators.requests import request_steps
 
-with DAG("dsar_fulfilment", schedule=intervals("0 0 * * *"), **dag_defaults(__doc__, "rights"), params={
+with DAG("dsar_fulfilment", schedule=intervals("0 0 * * *"),
+         **dag_defaults(__doc__, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
     "controller": controller_param("The client the request was made to."),
     "email": email_param(),
     "phone": Param(None, type=["null", "string"], maxLength=32, title="Phone number (optional)"),

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from gdpr.defaults import controller_param, dag_defaults, email_param, received_on_param
+from gdpr.defaults import REQUEST_RUNS_AT_ONCE, controller_param, dag_defaults, email_param, received_on_param
 from gdpr.operators.requests import request_steps
 from gdpr.operators.rights import RightsRequestOperator
 from include.requests.kinds import RIGHT_LABELS, RIGHTS
 
-with DAG("subject_rights", schedule=None, **dag_defaults(__doc__, "rights"), params={
+with DAG("subject_rights", schedule=None,
+         **dag_defaults(__doc__, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
     "controller": controller_param("The client the request was made to.", required=True),
     "email": email_param(required=True),
     "right": Param("erase", type="string", enum=list(RIGHTS), title="Right", values_display=RIGHT_LABELS),

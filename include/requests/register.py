@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
 
 from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
 from include.common.identities import NORMALISERS
@@ -33,6 +33,7 @@ from include.vault.schema import (
     data_subject,
     possible_match,
     request_identity,
+    request_lease,
     request_subject,
     rights_request,
 )
@@ -219,6 +220,56 @@ def requests_received(vault: Vault, start: date, end: date, *, kind: str = "acce
         query = query.where(rights_request.c.status.in_(OPEN_STATUSES))
     with vault.engine.connect() as conn:
         return list(conn.execute(query.order_by(rights_request.c.received_on, rights_request.c.id)).scalars())
+
+
+def requests_to_work(vault: Vault, *, received_before: date, kind: str = "access") -> list[str]:
+    """Ids of the open requests received before the day that still need work, whatever day they were
+    received on (a run that failed or never happened leaves nothing behind); paused ones wait."""
+    query = select(rights_request.c.id).where(
+        rights_request.c.kind == kind, rights_request.c.received_on < received_before,
+        rights_request.c.status.in_([status for status in OPEN_STATUSES if status != "paused"]))
+    with vault.engine.connect() as conn:
+        return list(conn.execute(query.order_by(rights_request.c.received_on, rights_request.c.id)).scalars())
+
+
+# Longer than any run of a request's workflow, retries included: a lease outliving its run only
+# delays the next run's work on the request.
+LEASE = timedelta(hours=6)
+
+
+def lease_requests(vault: Vault, request_ids: Sequence[str], *, holder: str, at: datetime,
+                   ttl: timedelta = LEASE) -> list[str]:
+    """Those of the requests the holder (a workflow run) may work on, leased to it until at + ttl:
+    free ones, ones whose lease ran out, and its own (renewed). Others are left to their holder."""
+    taken: list[str] = []
+    with vault.engine.begin() as conn:
+        for part in chunks(sorted(set(request_ids))):
+            # The requests' rows, locked in id order: two runs leasing the same request queue here.
+            conn.execute(select(rights_request.c.id).where(rights_request.c.id.in_(part))
+                         .order_by(rights_request.c.id).with_for_update()).all()
+            held = {row.request_id: row for row in conn.execute(
+                select(request_lease).where(request_lease.c.request_id.in_(part)))}
+            for request_id in part:
+                current = held.get(request_id)
+                if current is not None and current.holder != holder and current.until > at:
+                    continue
+                conn.execute(delete(request_lease).where(request_lease.c.request_id == request_id))
+                conn.execute(insert(request_lease).values(request_id=request_id, holder=holder, until=at + ttl))
+                taken.append(request_id)
+    return [request_id for request_id in request_ids if request_id in taken]
+
+
+def require_lease(vault: Vault, request_id: str, *, holder: str, at: datetime) -> None:
+    """InvalidInput unless the holder's lease on the request is current (renewing it), so that two
+    runs never work on one request at once."""
+    if not lease_requests(vault, [request_id], holder=holder, at=at):
+        raise InvalidInput(f"request {request_id} is being worked on by another run; this run leaves it alone")
+
+
+def release_lease(vault: Vault, request_id: str, *, holder: str) -> None:
+    with vault.engine.begin() as conn:
+        conn.execute(delete(request_lease).where(request_lease.c.request_id == request_id,
+                                                 request_lease.c.holder == holder))
 
 
 def _change(vault: Vault, request_id: str, *, action: str, at: datetime, actor: str, details: dict | None = None,

@@ -136,6 +136,15 @@ legal_hold_record = Table(
     Column("record_id", ID, primary_key=True, index=True),
 )
 
+# The workflow run working on a request holds its lease until it finishes or the lease runs out;
+# another run leaves the request alone meanwhile, so runs of one workflow can work side by side.
+request_lease = Table(
+    "request_lease", vault_metadata,
+    Column("request_id", ID, primary_key=True),
+    Column("holder", String(250), nullable=False),  # the workflow and run
+    Column("until", UTCDateTime, nullable=False),
+)
+
 # A request is open until it is completed or refused; while open, the person's data is kept.
 OPEN_STATUSES = ("received", "in_progress", "paused")
 CLOSED_STATUSES = ("completed", "refused")

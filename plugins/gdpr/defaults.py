@@ -12,6 +12,9 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
 }
 
+# Request workflows' runs at once: each request is leased to one run (include/requests/register.py).
+REQUEST_RUNS_AT_ONCE = 16
+
 # One run at a time, no catch-up of missed schedules (a backfill is asked for explicitly).
 DAG_DEFAULTS: dict[str, Any] = {  # DAG's keyword arguments
     "start_date": datetime(2026, 1, 1, tzinfo=UTC),
@@ -21,11 +24,13 @@ DAG_DEFAULTS: dict[str, Any] = {  # DAG's keyword arguments
 }
 
 
-def dag_defaults(doc: str | None, *tags: str) -> dict[str, Any]:
+def dag_defaults(doc: str | None, *tags: str, runs_at_once: int = 1) -> dict[str, Any]:
     """What a workflow's DAG takes besides its id, schedule and form: its page's text (the DAG file's
     docstring), its tags, and the defaults above; templates render as Python values (a number given
-    in a form stays a number)."""
-    return {"doc_md": doc, "tags": ["gdpr", *tags], "render_template_as_native_obj": True, **DAG_DEFAULTS}
+    in a form stays a number). runs_at_once: more than one where the workflow's core keeps two runs
+    off the same data (the request workflows lease each request to one run)."""
+    return {"doc_md": doc, "tags": ["gdpr", *tags], "render_template_as_native_obj": True,
+            **DAG_DEFAULTS, "max_active_runs": runs_at_once}
 
 
 def intervals(cron: str) -> CronDataIntervalTimetable:

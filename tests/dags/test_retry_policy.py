@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -74,7 +75,8 @@ def test_a_store_that_is_down_is_retried(vault, vault_settings, monkeypatch, tmp
     request_id = register_request(vault, controller_id="acme", kind="access", received_on=date(2026, 11, 24),
                                   identities={"email": ["a@example.com"]}, actor="test", at=AT)
     connect(monkeypatch, vault_settings)
-    pairs = PlanRequestsOperator(task_id="plan", request_ids=[request_id]).execute({})
+    run = {"dag": SimpleNamespace(dag_id="dsar_fulfilment"), "dag_run": SimpleNamespace(run_id="manual__1")}
+    pairs = PlanRequestsOperator(task_id="plan", request_ids=[request_id]).execute(run)
     assert {p["store"] for p in pairs} == {"vault", "acme-shop"}
     with pytest.raises(StoreUnavailable, match="store 'acme-shop' cannot be"):
-        StoreStepOperator(task_id="search", request_id=request_id, store="acme-shop").execute({})
+        StoreStepOperator(task_id="search", request_id=request_id, store="acme-shop").execute(run)

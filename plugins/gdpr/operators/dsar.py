@@ -13,6 +13,7 @@ from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
 from gdpr.operators.base import BaseVaultOperator, run_date
+from gdpr.operators.requests import lease_holder
 from include.common.clock import utcnow
 from include.common.errors import InvalidInput
 
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
 
 
 class AccessRequestsOperator(BaseVaultOperator):
-    """Registers the request given in the trigger form, or selects the open access requests received
-    in the run's data interval (a daily run, or a backfill of past days); returns their ids.
+    """Registers the request given in the trigger form, or selects every open access request received
+    before the end of the run's data interval that still needs work (a daily run, or a backfill of
+    past days); returns the ids of those this run holds the lease of (another run's are left to it).
 
     The form's values are read from the run's params, never through templated fields: Airflow keeps
     rendered fields in its database, and the person's identities must not be there. They are masked
@@ -30,7 +32,7 @@ class AccessRequestsOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[str]:
-        from include.requests.register import register_request, requests_received
+        from include.requests.register import lease_requests, register_request, requests_to_work
 
         params = context["params"]
         identities = {kind: [params[kind]] for kind in ("email", "phone", "customer_number") if params.get(kind)}
@@ -46,11 +48,13 @@ class AccessRequestsOperator(BaseVaultOperator):
                 identities=identities, reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor,
                 at=utcnow())
             self.log.info("Access request %s registered for controller %s", request_id, params["controller"])
-            return [request_id]
+            return lease_requests(vault, [request_id], holder=lease_holder(context), at=utcnow())
         start = context.get("data_interval_start") or run_date(context)
         end = context.get("data_interval_end") or start + timedelta(days=1)
         if end <= start:
             end = start + timedelta(days=1)
-        ids = requests_received(vault, start.date(), end.date())
-        self.log.info("%d open access request(s) received from %s to %s", len(ids), start.date(), end.date())
+        waiting = requests_to_work(vault, received_before=end.date())
+        ids = lease_requests(vault, waiting, holder=lease_holder(context), at=utcnow())
+        self.log.info("%d open access request(s) received before %s to work on; %d left to other runs",
+                      len(ids), end.date(), len(waiting) - len(ids))
         return ids

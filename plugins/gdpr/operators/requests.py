@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from include.vault.store import Vault
 
 
+def lease_holder(context: Context) -> str:
+    """The run working on requests, as their leases name it."""
+    return f"{context['dag'].dag_id}/{context['dag_run'].run_id}"
+
+
 def request_settings(workflow: WorkflowSettings) -> RequestSettings:
     from include.requests.pipeline import RequestSettings
 
@@ -66,8 +71,12 @@ class PlanRequestsOperator(BaseVaultOperator):
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
         from include.requests.pipeline import plan, plan_logs
+        from include.requests.register import lease_requests
 
-        ids = list(self.request_ids or [])
+        given = list(self.request_ids or [])
+        ids = lease_requests(vault, given, holder=lease_holder(context), at=utcnow())
+        if len(ids) < len(given):
+            self.log.warning("%d request(s) left alone: another run holds their lease", len(given) - len(ids))
         step = plan_logs if self.logs else plan
         pairs = step(vault, stores_for(vault, self.workflow), ids, request_settings(self.workflow), actor=self.actor,
                      at=utcnow())
@@ -92,8 +101,9 @@ class StoreStepOperator(BaseVaultOperator):
 
     def execute_on_vault(self, vault: Vault, context: Context) -> dict:
         from include.requests.pipeline import on_store
-        from include.requests.register import get_request
+        from include.requests.register import get_request, require_lease
 
+        require_lease(vault, self.request_id, holder=lease_holder(context), at=utcnow())
         stores = stores_for(vault, self.workflow)(get_request(vault, self.request_id).controller_id)
         done = on_store(vault, stores, self.request_id, self.store, request_settings(self.workflow), actor=self.actor,
                         at=utcnow())
@@ -118,16 +128,18 @@ class FinishRequestsOperator(BaseVaultOperator):
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[dict]:
         from include.requests.pipeline import finish
-        from include.requests.register import get_request
+        from include.requests.register import get_request, lease_requests, release_lease
 
         stores_of, settings = stores_for(vault, self.workflow), request_settings(self.workflow)
         on = run_date(context).date()
         finished = []
-        for request_id in self.request_ids or []:
+        holder = lease_holder(context)
+        for request_id in lease_requests(vault, list(self.request_ids or []), holder=holder, at=utcnow()):
             stores = stores_of(get_request(vault, request_id).controller_id)
             finished.append(done := finish(vault, stores, request_id, settings, on=on, actor=self.actor,
                                            at=utcnow()))
             self.log.info("Request %s: %s", request_id, done.get("package") or done.get("confirmation"))
+            release_lease(vault, request_id, holder=holder)
         return finished
 
 

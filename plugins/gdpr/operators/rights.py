@@ -14,6 +14,7 @@ from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
 from gdpr.operators.base import BaseVaultOperator, run_date
+from gdpr.operators.requests import lease_holder
 from include.common.clock import utcnow
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class RightsRequestOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[str]:
+        from include.requests.register import lease_requests
         from include.requests.rights import register_rights_request
 
         params = context["params"]
@@ -47,4 +49,4 @@ class RightsRequestOperator(BaseVaultOperator):
             particulars={k: v for k, v in particulars.items() if v}, corrections=corrections,
             reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor, at=utcnow())
         self.log.info("Request %s (%s) registered for controller %s", request_id, right, params["controller"])
-        return [request_id]
+        return lease_requests(vault, [request_id], holder=lease_holder(context), at=utcnow())
