@@ -5,9 +5,10 @@
 number if known) and the day the request arrived. The request is registered with its due date (one
 month, by the UK rules and the controller's region's bank holidays) and fulfilled at once.
 
-**Daily**: every open access request received in the run's day is fulfilled, so a backlog imported
-with `gdpr-admin request import FILE.csv` is worked through with
-`airflow backfill create --dag-id dsar_fulfilment --from-date D --to-date D`.
+**Daily**: every open access request received before the end of the run's day that still needs
+work is fulfilled, whatever day it arrived (a paused one waits), so nothing is left behind and a
+backlog imported with `gdpr-admin request import FILE.csv` is worked through by the next run. Runs
+work side by side; each request is leased to one run at a time.
 
 Each store (the vault, each client store of the data map) is searched by its own task, in
 parallel, then the server logs with the IP addresses found; a store that fails is retried alone,
