@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export PATH := $(BIN):$(PATH)
+# Where the vault (SQLite), keyring, shops and workflow files live; for `run-distributed`, the storage that
+# every machine mounts at this same path.
+VAR_DIR ?= $(CURDIR)/var
 export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
@@ -15,27 +18,29 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 # The API server and UI listen on this machine only; to expose them, set AIRFLOW__API__HOST (e.g.
 # `AIRFLOW__API__HOST=0.0.0.0 make run`), which wins over this default.
 export AIRFLOW__API__HOST ?= 127.0.0.1
-export GDPR_VAULT_URL ?= sqlite:///$(CURDIR)/var/vault.db
-export GDPR_KEYRING_PATH ?= $(CURDIR)/var/keyring/keyring.json
+export GDPR_VAULT_URL ?= sqlite:///$(VAR_DIR)/vault.db
+export GDPR_KEYRING_PATH ?= $(VAR_DIR)/keyring/keyring.json
 # The demo client shop (Fenland Cycles), a store the data map reaches by this Airflow connection.
-SHOP_URL := sqlite:///$(CURDIR)/var/shop/fenland-shop.db
+SHOP_URL := sqlite:///$(VAR_DIR)/shop/fenland-shop.db
 export AIRFLOW_CONN_FENLAND_SHOP ?= {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": "$(SHOP_URL)"}}
 # The demo's WooCommerce shop (Oak Home Interiors), mapped by include/config/datamaps/templates/woocommerce-hpos.yaml.
-WOO_SHOP_URL := sqlite:///$(CURDIR)/var/shop/oak-home-shop.db
+WOO_SHOP_URL := sqlite:///$(VAR_DIR)/shop/oak-home-shop.db
 export AIRFLOW_CONN_OAK_HOME_SHOP ?= {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": "$(WOO_SHOP_URL)"}}
 # Airflow's metadata database, for airflow_metadata_hygiene alone (tasks cannot reach it otherwise).
 export AIRFLOW_CONN_AIRFLOW_METADATA ?= {"conn_type": "generic", "extra": {"sqlalchemy_url": "sqlite:///$(AIRFLOW_HOME)/airflow.db"}}
 
-.PHONY: install init run test bench clean
+.PHONY: install init run init-distributed run-distributed lint test bench clean
 
 # Everything init and run write (the vault, the shops, Airflow's database, logs and the admin's
 # generated password) is readable by the owner alone: new files by the umask, old ones by var/'s mode.
 PRIVATE := umask 077 &&
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-test.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
@@ -43,7 +48,7 @@ install: $(STAMP)
 
 # Safe to repeat: each step keeps what exists.
 init: install
-	$(PRIVATE) mkdir -p var/shop "$(AIRFLOW_HOME)" && chmod 700 var "$(AIRFLOW_HOME)"
+	$(PRIVATE) mkdir -p "$(VAR_DIR)/shop" "$(AIRFLOW_HOME)" && chmod 700 "$(VAR_DIR)" "$(AIRFLOW_HOME)"
 	$(PRIVATE) $(BIN)/airflow db migrate > /dev/null
 	$(PRIVATE) $(BIN)/gdpr-admin keyring init --if-missing
 	$(PRIVATE) $(BIN)/gdpr-admin vault init
@@ -53,9 +58,48 @@ init: install
 
 run: init
 	@echo "Airflow at http://localhost:8080, listening on $(AIRFLOW__API__HOST) (user admin; the password is printed below by Airflow)"
-	$(PRIVATE) chmod 700 var "$(AIRFLOW_HOME)" && $(BIN)/airflow standalone
+	$(PRIVATE) chmod 700 "$(VAR_DIR)" "$(AIRFLOW_HOME)" && $(BIN)/airflow standalone
 
-test: install
+# Scale-out without Docker (README, "Scale out"): CeleryExecutor, the metadata on PostgreSQL, Redis as the
+# broker. `make init-distributed` once, on one machine; then `make run-distributed` on each machine, with
+# PROCESSES naming what it runs (default: all of the Procfile) and WORKERS how many Celery workers. Every
+# component checks at start that its settings and shared folders match the cluster's (include/admin/deploy_check.py).
+WORKERS ?= 2
+PROCESSES ?=
+DISTRIBUTED := init-distributed run-distributed
+$(DISTRIBUTED): export AIRFLOW__CORE__EXECUTOR := CeleryExecutor
+$(DISTRIBUTED): export GDPR_WORK_DIR ?= $(VAR_DIR)/work
+$(DISTRIBUTED): export GDPR_OUTBOX_DIR ?= $(VAR_DIR)/outbox
+$(DISTRIBUTED): export GDPR_REPORTS_DIR ?= $(VAR_DIR)/reports
+$(DISTRIBUTED): export GDPR_SERVER_LOG_ROOT ?= $(VAR_DIR)/server-logs
+$(DISTRIBUTED): export GDPR_DISCLOSURES_INBOX ?= $(VAR_DIR)/disclosures/inbox
+# A lost worker's task is retried elsewhere a minute after its last heartbeat (Airflow's default: 5); Redis
+# hands an unacknowledged task to another worker after 6 hours, longer than any task may run.
+$(DISTRIBUTED): export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT ?= 60
+$(DISTRIBUTED): export AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT ?= 21600
+# Task logs on the shared storage, where the API server reads them: workers serve none of their own.
+$(DISTRIBUTED): export AIRFLOW__LOGGING__BASE_LOG_FOLDER ?= $(VAR_DIR)/logs
+$(DISTRIBUTED): export AIRFLOW_CONN_AIRFLOW_METADATA := {"conn_type": "generic", "extra": \
+  {"sqlalchemy_url": "$(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"}}
+
+# The keyring first (its fingerprint is recorded), then the settings are checked and the shared folders
+# marked before `init` migrates, seeds the demo and adds the vault connection.
+init-distributed: install
+	$(PRIVATE) mkdir -p "$(VAR_DIR)" && chmod 700 "$(VAR_DIR)"
+	$(PRIVATE) $(BIN)/gdpr-admin keyring init --if-missing
+	$(PRIVATE) $(BIN)/python -m include.admin.deploy_check record init-distributed
+	$(PRIVATE) $(MAKE) --no-print-directory init
+
+run-distributed: install
+	$(PRIVATE) $(BIN)/honcho start --env /dev/null --procfile Procfile --app-root "$(CURDIR)" \
+	  --concurrency worker=$(WORKERS) $(PROCESSES)
+
+# The linter and the type checker first (settings in pyproject.toml): a tree they refuse is not tested.
+lint: install
+	$(BIN)/ruff check include plugins dags
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -1,7 +1,7 @@
 """Shared fixtures: the vault on SQLite, PostgreSQL and MariaDB, and an Airflow home per session.
 
 PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306) are real servers. When one is down, its
-tests skip with a message naming it, except under CI=true, where they fail.
+tests skip with a message naming it, except in CI (see `ci_requires_services`), where they fail.
 """
 
 from __future__ import annotations
@@ -35,9 +35,15 @@ SERVER_ADMIN_DB = {"postgresql": "test", "mariadb": "test"}
 BACKENDS = ["sqlite", *SERVERS]
 
 
+def ci_requires_services() -> bool:
+    """Whether a missing service fails the run instead of skipping: CI set to anything but empty, "false",
+    "0" or "no" (CI systems set CI=true, CI=1 or CI=yes). The one place that decides skip or fail."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "false", "0", "no")
+
+
 def service_missing(name: str, reason: str) -> None:
     message = f"{name} is not reachable at {SERVERS[name].split('@')[1].split('/')[0]}: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
+    if ci_requires_services():
         pytest.fail(f"{message} (CI requires every service)")
     pytest.skip(message)
 
@@ -91,6 +97,25 @@ def server_databases(backend: str) -> ServerDatabases:
     if isinstance(found, str):
         service_missing(backend, found)
     return found
+
+
+def var_listing() -> set[str]:
+    """Every path under the checkout's var/ (the default place of the vault, keyring and workflow files),
+    but var/airflow: an Airflow started by `make run` beside the tests keeps writing there, and the tests
+    have an Airflow home of their own (above)."""
+    var = PROJECT_ROOT / "var"
+    paths = (path.relative_to(var) for path in var.rglob("*"))
+    return {str(path) for path in paths if path.parts[0] != "airflow"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_new_under_var():
+    """Tests write under tmp_path only: one that wrote into the checkout's var/ (a developer's own vault,
+    inbox, outbox) fails the run here, at the teardown of the session's last test, naming what it made."""
+    before = var_listing()
+    yield
+    made = sorted(var_listing() - before)
+    assert not made, f"the tests made {len(made)} path(s) under {PROJECT_ROOT / 'var'}: {made[:10]}"
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,7 +3,6 @@ restores, and a tiny filesystem that fills up."""
 
 from __future__ import annotations
 
-import os
 import selectors
 import socket
 import subprocess
@@ -14,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ci_requires_services
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a server. While cut, open connections are dropped and new ones are
-    refused (closed at once), as when a database server goes away."""
+    refused (closed at once), as when a database server goes away. With `cut_at` set, the proxy cuts
+    itself the first time a client sends those bytes (a query naming a table), before they reach the
+    server: the client is left waiting for the answer to a query in flight."""
 
     def __init__(self, target_port: int) -> None:
         self.target = ("127.0.0.1", target_port)
@@ -26,6 +29,8 @@ class TcpProxy:
         self.is_cut = False
         self.refused = 0
         self.on_refusal = None  # called once, with no argument, at the first refused connection
+        self.cut_at: bytes | None = None
+        self.cut_mid_query = threading.Event()
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stop = False
@@ -57,6 +62,11 @@ class TcpProxy:
                 for key, _ in selector.select(timeout=1):
                     data = key.fileobj.recv(65536)
                     if not data:
+                        return
+                    if key.fileobj is client and self.cut_at and self.cut_at in data:
+                        self.cut_at = None
+                        self.cut_mid_query.set()
+                        self.cut()
                         return
                     key.data.sendall(data)
         except OSError:
@@ -94,7 +104,7 @@ def tiny_filesystem(path: Path, size: str) -> Iterator[Path]:
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         message = f"cannot mount a tmpfs to fill up ({mounted.stderr.strip()})"
-        if os.environ.get("CI", "").lower() == "true":
+        if ci_requires_services():
             pytest.fail(message)
         pytest.skip(message)
     try:

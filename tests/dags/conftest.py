@@ -42,6 +42,11 @@ def vault_connection(vault_settings, monkeypatch):
     return vault_settings
 
 
+# The whole form of dsar_fulfilment, for dag.test: the session's DagBag keeps one run's params on the
+# DAG for the next, so every run gives every param.
+ACCESS_FORM = dict.fromkeys(("controller", "email", "phone", "customer_number", "received_on"))
+
+
 def metadata_engine():
     return sa.create_engine(f"sqlite:///{Path(os.environ['AIRFLOW_HOME']) / 'airflow.db'}")
 
@@ -61,14 +66,15 @@ def xcom_value(run_id: str, dag_id: str, task_id: str, map_index: int = -1):
 @pytest.fixture
 def shop_world(demo_vault, vault_connection, store_urls, tmp_path, monkeypatch):
     """The demo vault, the demo shop (on the backend's spare database) behind the connection
-    fenland_shop, the demo server logs, and the workflows' directories in tmp_path."""
+    fenland_shop, the demo server logs, and the workflows' directories (the disclosures' inbox too) in
+    tmp_path."""
     engine = sa.create_engine(store_urls["copy"])
     seed_shop(engine)
     engine.dispose()
     monkeypatch.setenv("AIRFLOW_CONN_FENLAND_SHOP", json.dumps(
         {"conn_type": "gdpr-client-store", "extra": {"sqlalchemy_url": store_urls["copy"]}}))
     for name, sub in (("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
-                      ("REPORTS_DIR", "reports")):
+                      ("REPORTS_DIR", "reports"), ("DISCLOSURES_INBOX", "inbox")):
         monkeypatch.setenv(f"GDPR_{name}", str(tmp_path / sub))
     seed_demo_logs(tmp_path / "logs", load_instruction_dir(WorkflowSettings().instructions_dir))
     demo_vault.dispose()

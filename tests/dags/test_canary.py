@@ -1,9 +1,11 @@
 """The canary: a person with unique values (email, phone, name, IP address) goes through every
 workflow on a real scheduler and API server, triggered through the REST API, with Airflow's metadata
-on SQLite and on PostgreSQL. Then everything Airflow and the project wrote is searched: every table
-of the metadata database, the task log files, the reports, packages, exports and work files on
-disk, and the stores. Before the hygiene window the canary may be only in the runs' conf; after it,
-nowhere but encrypted. A workflow made to log the canary is caught.
+on SQLite and on PostgreSQL: an access request, a disclosure from the form and one in a batch file,
+a rectification of their phone, a restriction, an objection, an erasure, and the scheduled workflows.
+Then everything Airflow and the project wrote is searched: every table of the metadata database, the
+task log files, the reports, packages, exports and work files on disk, and the stores. Before the
+hygiene window the canary may be only in the runs' conf; after it, nowhere but encrypted. A workflow
+made to log the canary is caught.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import sqlalchemy as sa
 from include.common.settings import VaultSettings, WorkflowSettings
 from include.demo.shop import SHOP_CONTROLLER, customers, seed_demo_logs, seed_shop
 from include.policies.instructions import load_instruction_dir
+from include.vault.schema import disclosure, rights_request
 from include.vault.store import NewRecord, Vault
 from tests.airflow_server import BACKFILL_TIMEOUT_S, Airflow, connection_json, demo_vault_in
 from tests.conftest import PROJECT_ROOT
 
 CANARY = {"email": "canary.q7x3@example.org", "phone": "+447700900377", "phone_written": "07700 900377",
-          "name": "Zebedee Quillfeather", "ip": "203.0.113.77"}
+          "name": "Zebedee Quillfeather", "ip": "203.0.113.77",
+          # the phone the canary has rectified theirs to, as the form gives it and as the stores keep it
+          "phone_rectified_written": "07700 900388", "phone_rectified": "+447700900388"}
 # Where the canary may be before the hygiene window: the runs' conf, which the forms fill, and Airflow's
 # own log of the API requests that triggered them.
 CONF_TABLES = {"dag_run", "log"}
@@ -50,6 +55,10 @@ def canary_world(root: Path) -> tuple[VaultSettings, dict[str, str]]:
                                                  phone=CANARY["phone_written"], first_name=first, last_name=last,
                                                  last_login_ip=CANARY["ip"], preferences="{}"))
     engine.dispose()
+    (root / "inbox").mkdir(parents=True)  # a routine disclosure of the canary, dropped by another system
+    (root / "inbox" / "from-accounts.csv").write_text(
+        "controller,recipient,email,categories,legal_basis,disclosed_on\n"
+        f"{SHOP_CONTROLLER},xero,{CANARY['email']},client,contract,2026-11-23\n")
     logs = root / "logs"
     seed_demo_logs(logs, load_instruction_dir(WorkflowSettings().instructions_dir))
     with (logs / "fenland-cycles" / "access.log").open("a") as handle:
@@ -142,6 +151,9 @@ def test_the_canary_is_nowhere_in_plain_text_after_every_workflow_and_the_hygien
         ("dsar_fulfilment", {**form, "phone": CANARY["phone_written"]}),
         ("third_party_disclosures", {**form, "recipient": "hmcts", "categories": ["client"],
                                      "legal_basis": "legal_obligation", "reference": "CO/2026/0777"}),
+        ("subject_rights", {**form, "right": "rectify", "rectify_field": "phone", "phone": CANARY["phone_written"],
+                            "corrected_value": CANARY["phone_rectified_written"]}),
+        ("subject_rights", {**form, "right": "restrict"}),
         ("subject_rights", {**form, "right": "object", "objection_ground": "direct_marketing"}),
         ("subject_rights", {**form, "right": "erase"}),
         ("accounting_retention", {}), ("server_log_retention", {}), ("enquiry_purge", {}), ("processor_records", {}),
@@ -150,6 +162,13 @@ def test_the_canary_is_nowhere_in_plain_text_after_every_workflow_and_the_hygien
         airflow.start()
         states = [(dag_id, run_to_the_end(airflow, dag_id, conf)) for dag_id, conf in runs]
         assert states == [(dag_id, "success") for dag_id, _ in runs]
+        with Vault.open(settings) as vault, vault.engine.connect() as conn:  # each right was acted on, not refused
+            rights = sorted(conn.execute(sa.select(rights_request.c.kind, rights_request.c.status)
+                                         .where(rights_request.c.kind != "access")).all())
+            disclosed_to = sorted(conn.execute(sa.select(disclosure.c.recipient_id)).scalars())
+        assert rights == [("erase", "completed"), ("object", "completed"), ("rectify", "completed"),
+                          ("restrict", "completed")]
+        assert disclosed_to == ["hmcts", "xero"] and not list((tmp_path / "world" / "inbox").glob("*.csv"))
         written = [tmp_path / "world" / sub for sub in ("outbox", "reports", "work", "inbox", "logs")]
         stores = [settings.vault_url, settings.keystore_url, shop_url]
         before = canary_places(metadata_url, [tmp_path / "airflow-home", *written], stores)

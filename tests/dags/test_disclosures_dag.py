@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from include.crypto.sealing import open_sealed
 from include.demo.shop import SHOP_CONTROLLER
 from include.requests.register import get_request, requests_received
-from include.vault.schema import disclosure
+from include.vault.schema import audit_event, disclosure
 from include.vault.store import Vault
-from tests.dags.conftest import assert_cleaned_after_the_window, task_states
+from tests.dags.conftest import ACCESS_FORM, assert_cleaned_after_the_window, task_states
 from tests.helpers import client_in_both
 
 RUN_DAY = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -50,7 +50,7 @@ def test_a_court_order_from_the_form_is_in_the_persons_next_access_package(dagba
     assert (row["recipient_id"], row["reference"], row["disclosed_on"]) == ("hmcts", "CO/2026/0417", date(2026, 11, 20))
 
     access = dagbag.get_dag("dsar_fulfilment").test(logical_date=RUN_DAY, run_conf={
-        "controller": SHOP_CONTROLLER, "email": email, "phone": None, "customer_number": None, "received_on": None})
+        **ACCESS_FORM, "controller": SHOP_CONTROLLER, "email": email})
     assert access.state == "success", task_states(access.run_id)
     with Vault.open(shop_world) as vault:
         (request_id,) = requests_received(vault, date(2026, 11, 24), date(2026, 11, 25), open_only=False)
@@ -64,9 +64,8 @@ def test_a_court_order_from_the_form_is_in_the_persons_next_access_package(dagba
 @pytest.mark.airflow
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_batch_file_twice_is_one_set_and_a_transfer_without_safeguard_is_refused(dagbag, shop_world, tmp_path,
-                                                                                    monkeypatch, capfd):
-    inbox = tmp_path / "inbox"
-    monkeypatch.setenv("GDPR_DISCLOSURES_INBOX", str(inbox))
+                                                                                    capfd):
+    inbox = tmp_path / "inbox"  # shop_world's
     inbox.mkdir()
     batch = ("controller,recipient,email,categories,legal_basis,disclosed_on\n"
              f"{SHOP_CONTROLLER},xero,{client_in_both()},client;invoice,contract,2026-11-23\n"
@@ -97,3 +96,25 @@ def test_a_batch_file_twice_is_one_set_and_a_transfer_without_safeguard_is_refus
     [written] = (tmp_path / "reports" / "processor-records" / SHOP_CONTROLLER).glob("records-*.csv")
     rows = list(csv.DictReader(written.open()))
     assert {r["name"]: r["disclosures"] for r in rows if r["section"] == "recipient"}["Xero (UK) Ltd"] == "1"
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_broken_audit_chain_stops_the_disclosures_run_before_anything_is_logged(dagbag, shop_world, tmp_path,
+                                                                                  monkeypatch):
+    with Vault.open(shop_world) as vault, vault.engine.begin() as conn:
+        conn.execute(sa.update(audit_event).where(audit_event.c.seq == 2).values(actor="someone-else"))
+    inbox = tmp_path / "inbox"  # shop_world's
+    inbox.mkdir()
+    (inbox / "from-accounts.csv").write_text("controller,recipient,email,categories,legal_basis,disclosed_on\n"
+                                             f"{SHOP_CONTROLLER},xero,{client_in_both()},client,contract,2026-11-23\n")
+    dag = dagbag.get_dag("third_party_disclosures")
+    for task in dag.tasks:  # the real DAG retries; one failed verification is enough to see
+        monkeypatch.setattr(task, "retries", 0)  # undone after the test: the DagBag is the session's
+    run = disclose(dagbag, 4, controller=SHOP_CONTROLLER, email=client_in_both(), recipient="hmcts",
+                   categories=["client"], reference="CO/2026/0999", disclosed_on="2026-11-20")
+    assert run.state == "failed"
+    states = task_states(run.run_id)
+    assert states[("verify_audit_and_disclosure_logs", -1)] == "failed"
+    assert states[("record_form_disclosure", -1)] == states[("ingest_disclosure_files", -1)] == "upstream_failed"
+    assert logged(shop_world) == [] and (inbox / "from-accounts.csv").exists()

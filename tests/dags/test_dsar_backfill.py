@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from include.common.settings import WorkflowSettings
 from include.demo.shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data
 from include.policies.instructions import load_instruction_dir
-from include.requests.deadlines import due_date
 from include.requests.importer import import_requests
 from include.requests.register import get_request, requests_received
 from include.vault.store import Vault
@@ -69,7 +68,9 @@ def test_a_backfill_fulfils_an_imported_backlog_and_the_api_refuses_a_malformed_
         assert len(requests) == 6
         for request in requests:
             assert request.status == "completed", request.reference
-            assert request.due_on == due_date(request.received_on, "england-and-wales")
+            # 29 October: one month is Sunday 29 November, so Monday 30 November; 30 October: Monday 30
+            # November itself (St Andrew's Day is a bank holiday in Scotland, not in England and Wales).
+            assert request.due_on == date(2026, 11, 30), request.reference
             assert (tmp_path / "outbox" / request.package).exists()
     assert refused.status_code == 400 and "email" in refused.text, refused.text
     assert accepted.status_code == 200, accepted.text

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from include.common.errors import DataKeyDestroyed
+from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator
+from include.common.errors import DataKeyDestroyed, InvalidInput
 from include.common.settings import VaultSettings
 from include.demo.people import demo_people
 from include.vault.store import Vault
-from tests.dags.conftest import metadata_engine, xcom_value
+from tests.dags.conftest import metadata_engine, task_states, xcom_value
 from tests.helpers import copy_vault_database, subjects_by_fate
 
 
@@ -75,3 +76,22 @@ def test_no_personal_data_reaches_airflow_metadata(dagbag, demo_vault, vault_con
     for person in demo_people():
         for value in (person.email, person.name, person.phone):
             assert value not in stored, f"a {person.role}'s value reached Airflow's metadata"
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_purge_runs_after_a_failed_outcome_task(dagbag, demo_vault, vault_connection, monkeypatch):
+    demo_vault.dispose()
+
+    def bad_events(self, vault, context):
+        raise InvalidInput("asset event 1: enquiry id 'nope' is not a 32-character hex id")
+    monkeypatch.setattr(ApplyEnquiryOutcomesOperator, "execute_on_vault", bad_events)
+    dag = dagbag.get_dag("enquiry_purge")
+    for task in dag.tasks:  # the real DAG retries; one failure is enough to see
+        monkeypatch.setattr(task, "retries", 0)  # undone after the test: the DagBag is the session's
+    dag_run = dag.test(run_conf={"dry_run": False, "batch_size": 500})
+    states = task_states(dag_run.run_id)
+    assert states[("apply_enquiry_outcomes", -1)] == "failed"
+    assert states[("purge_closed_enquiries", -1)] == states[("verify_audit_log", -1)] == "success"
+    purged = xcom_value(dag_run.run_id, "enquiry_purge", "purge_closed_enquiries")
+    assert (purged["enquiries"], purged["subjects_erased"]) == (20, 20)

@@ -41,11 +41,19 @@ def test_edited_event_is_detected(logged, column, value):
     assert not result.ok and any("event 3" in p for p in result.problems)
 
 
-@pytest.mark.parametrize("seq", [1, 3, 6])
-def test_deleted_event_is_detected(logged, seq):
+FOLLOWS = "does not follow the event before it (deleted, inserted or reordered)"
+
+
+@pytest.mark.parametrize(("seq", "problems"), [
+    (1, ["event 1 is missing (deleted)", f"event 2: {FOLLOWS}"]),
+    (3, ["event 3 is missing (deleted)", f"event 4: {FOLLOWS}"]),
+    (6, ["the head names event 6 but the log ends at event 5 (newest events deleted or replaced)",
+         "event 6, which the key store anchors, is missing"]),
+])
+def test_deleted_event_is_detected(logged, seq, problems):
     with logged.engine.begin() as conn:
         conn.execute(sa.delete(audit_event).where(audit_event.c.seq == seq))
-    assert not verify(logged).ok
+    assert verify(logged).problems == problems
 
 
 def test_reordered_events_are_detected(logged):
@@ -66,7 +74,7 @@ def test_recomputed_plain_hash_does_not_pass(logged):
         forged = hashlib.sha256(row.prev_hash.encode() + b"forged").hexdigest()
         conn.execute(sa.update(audit_event).where(audit_event.c.seq == 6)
                      .values(details='{"n":0}', hash=forged))
-    assert not verify(logged).ok
+    assert "event 6: content does not match its hash (edited)" in verify(logged).problems
 
 
 @pytest.mark.parametrize("details", [{"email": "ada@example.com"}, {"note": "Ada Lovelace"},
@@ -102,7 +110,7 @@ def test_the_cli_finds_an_intact_log_intact(backups, audit_verify):
     assert status == 0 and "audit log intact: 6 events" in printed
 
 
-def test_the_cli_reports_a_tail_truncated_with_an_old_head_put_back(vault, backups, audit_verify):
+def test_the_cli_reports_several_newest_events_removed_with_an_old_head_put_back(vault, backups, audit_verify):
     with vault.engine.begin() as conn:
         conn.execute(sa.delete(audit_event).where(audit_event.c.seq > 3))
     put_back(vault, backups[3])
@@ -119,6 +127,26 @@ def test_the_cli_reports_a_deleted_event(vault, backups, audit_verify, seq):
         put_back(vault, backups[5])
     status, printed = audit_verify()
     assert status == 1 and f"event {seq} is missing (deleted)" in printed
+
+
+def test_the_cli_reports_an_inserted_event(vault, backups, audit_verify):
+    with vault.engine.begin() as conn:  # events 4..6 move up one, and a copy of event 3 goes in as event 4
+        for seq in (6, 5, 4):
+            conn.execute(sa.update(audit_event).where(audit_event.c.seq == seq).values(seq=seq + 1))
+        copied = conn.execute(sa.select(audit_event).where(audit_event.c.seq == 3)).one()._asdict()
+        conn.execute(sa.insert(audit_event).values({**copied, "seq": 4}))
+    status, printed = audit_verify()
+    assert status == 1
+    assert f"event 4: {FOLLOWS}" in printed and "event 4: content does not match its hash (edited)" in printed
+    assert "the head names event 6 but the log ends at event 7" in printed
+
+
+def test_the_cli_reports_a_tampered_head_row(vault, backups, audit_verify):
+    with vault.engine.begin() as conn:  # the head moved back one event, without its MAC
+        conn.execute(sa.update(audit_head).values(seq=5, hash=backups[5]["hash"]))
+    status, printed = audit_verify()
+    assert status == 1 and "the head row was altered" in printed
+    assert verify(vault).problems == ["the head row was altered"]
 
 
 @pytest.mark.parametrize("seq", [-1, 0])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,13 +15,14 @@ import sqlalchemy as sa
 from include.demo.people import demo_people
 from include.vault.schema import audit_event
 
-ENV_KEYS = ("GDPR_VAULT_URL", "GDPR_KEYSTORE_URL", "GDPR_KEYRING_PATH")
-
 
 @pytest.fixture
 def admin(tmp_path):
     env = {**os.environ, "GDPR_VAULT_URL": f"sqlite:///{tmp_path / 'vault.db'}",
            "GDPR_KEYRING_PATH": str(tmp_path / "keyring" / "keyring.json"),
+           **{f"GDPR_{name}": str(tmp_path / sub) for name, sub in (
+               ("SERVER_LOG_ROOT", "logs"), ("OUTBOX_DIR", "outbox"), ("WORK_DIR", "work"),
+               ("REPORTS_DIR", "reports"), ("DISCLOSURES_INBOX", "inbox"))},
            "AIRFLOW_API_URL": "http://127.0.0.1:9"}
 
     def run(*args, expect=0):
@@ -38,6 +42,7 @@ def test_set_up_seed_and_verify(admin, tmp_path):
     assert "vault ready" in admin("vault", "init")
     assert "vault ready" in admin("vault", "init")
     assert "demo seeded" in admin("demo", "seed")
+    assert (tmp_path / "logs" / "fenland-cycles" / "access.log").is_file()
     assert "already seeded" in admin("demo", "seed")
     assert "audit log intact" in admin("audit", "verify")
     listing = admin("enquiry", "list", "--controller", "jigowatt", "--open")
@@ -84,3 +89,94 @@ def test_wrong_or_missing_keyring_is_a_clear_error(admin, tmp_path):
 
 def test_bad_usage_exits_2(admin):
     admin("enquiry", "outcome", "x", "perhaps", expect=2)
+
+
+@pytest.fixture
+def staff(tmp_path, monkeypatch, capsys):
+    """gdpr-admin in this process (a command takes 3 s to start in its own), on a vault with the shipped
+    instructions (their controllers registered); each call returns what it printed."""
+    from include.admin.cli import main
+
+    for name, value in {"GDPR_VAULT_URL": f"sqlite:///{tmp_path / 'vault.db'}",
+                        "GDPR_KEYRING_PATH": str(tmp_path / "keyring" / "keyring.json"),
+                        "GDPR_OUTBOX_DIR": str(tmp_path / "outbox")}.items():
+        monkeypatch.setenv(name, value)
+
+    def run(*args, expect=0):
+        capsys.readouterr()
+        status = main(list(args))
+        printed = capsys.readouterr()
+        assert status == expect, printed.out + printed.err
+        return printed.out + printed.err
+
+    for command in (("keyring", "init"), ("vault", "init"), ("instructions", "load")):
+        run(*command)
+    return run
+
+
+def test_keyring_show_gives_the_fingerprint_and_versions_and_no_key_material(staff, tmp_path):
+    path = tmp_path / "keyring" / "keyring.json"
+    shown = json.loads(staff("keyring", "show"))
+    keyring = json.loads(path.read_text())
+    assert (shown["kek_versions"], shown["active_kek"], len(shown["fingerprint"])) == ([1], 1, 32)
+    staff("keyring", "rotate")
+    rotated = json.loads(staff("keyring", "show"))
+    assert (rotated["kek_versions"], rotated["active_kek"], rotated["fingerprint"]) == ([2], 2, shown["fingerprint"])
+    printed = json.dumps(shown) + json.dumps(rotated)
+    secrets = (keyring["root_key"], *keyring["keks"].values(), *json.loads(path.read_text())["keks"].values())
+    assert sum(secret in printed for secret in secrets) == 0  # a count: a failure never prints a key
+
+
+def test_a_legal_hold_placed_and_lifted_from_the_cli(staff, tmp_path):
+    placed = staff("hold", "place", "--controller", "fenland-cycles", "--reason", "HMRC enquiry", "--until",
+                   "2027-01-01")
+    hold_id = re.fullmatch(r"legal hold placed: ([0-9a-f]{32})\n", placed)[1]
+    assert staff("hold", "lift", hold_id) == f"legal hold {hold_id} lifted\n"
+    assert staff("hold", "lift", hold_id) == f"legal hold {hold_id} was already lifted\n"
+    assert "legal hold nope does not exist" in staff("hold", "lift", "nope", expect=1)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+    with engine.connect() as conn:
+        actions = list(conn.execute(sa.select(audit_event.c.action).order_by(audit_event.c.seq)).scalars())
+    engine.dispose()
+    assert actions[-2:] == ["legal_hold.placed", "legal_hold.lifted"]
+
+
+def test_instructions_history_from_the_cli_shows_the_replaced_and_the_one_in_effect(staff):
+    history = staff("instructions", "history", "fenland-cycles", "server_log").splitlines()
+    assert [line.split()[:5] for line in history] == [
+        ["server_log", "2024-01-08", "replaced", "90", "days"], ["server_log", "2026-06-01", "in", "effect", "30"]]
+    assert "no instructions recorded for controller 'nobody'" in staff("instructions", "history", "nobody", expect=1)
+
+
+def test_requests_imported_and_listed_from_the_cli(staff, tmp_path):
+    backlog = tmp_path / "backlog.csv"
+    backlog.write_text("controller,reference,received_on,email\n"
+                       "fenland-cycles,T-1,2026-10-29,ada@example.org\nglencoe-outdoor,T-2,2026-10-30,bo@example.org\n")
+    assert staff("request", "import", str(backlog)) == f"2 request(s) in {backlog}: 2 registered or already there\n"
+    staff("request", "import", str(backlog))  # idempotent: by reference
+    everything = staff("request", "list")
+    assert [line.split()[-1] for line in everything.splitlines()] == ["T-1", "T-2"]
+    assert "ada@example.org" not in everything and "bo@example.org" not in everything
+    # Received 30 October: due one month on, Monday 30 November 2026, St Andrew's Day in Scotland.
+    assert [line.split()[1:] for line in staff("request", "list", "--controller", "glencoe-outdoor").splitlines()] == [
+        ["glencoe-outdoor", "access", "received", "received", "2026-10-30", "due", "2026-12-01", "T-2"]]
+    backlog.write_text("controller,reference,received_on,email\nnobody,T-3,2026-10-29,cy@example.org\n")
+    assert "backlog.csv:2: controller: not a controller registered in the vault" in staff(
+        "request", "import", str(backlog), expect=1)
+
+
+def test_a_package_opens_from_the_cli_with_its_secret_file(staff, tmp_path):
+    staff("marketing", "subscribe", "--controller", "fenland-cycles", "--email", "reader@example.org", "--name",
+          "A Reader")
+    staff("marketing", "export", "--controller", "fenland-cycles")
+    [package] = (tmp_path / "outbox" / "fenland-cycles").glob("marketing-*.gdprpkg")
+    secret = staff("package", "secret", str(package)).strip()
+    (tmp_path / "secret").write_text(secret + "\n")
+    opened = staff("package", "open", str(package), "--out", str(tmp_path / "opened"), "--secret-file",
+                   str(tmp_path / "secret"))
+    assert opened.startswith(f"1 file(s) written under {tmp_path / 'opened'}")
+    assert (tmp_path / "opened" / "mailing-list.csv").read_text() == "email,name\nreader@example.org,A Reader\n"
+    (tmp_path / "wrong").write_text(base64.urlsafe_b64encode(bytes(32)).decode())
+    assert "error:" in staff("package", "open", str(package), "--out", str(tmp_path / "refused"), "--secret-file",
+                             str(tmp_path / "wrong"), expect=1)
+    assert not (tmp_path / "refused").exists()

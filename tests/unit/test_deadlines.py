@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 from dateutil.relativedelta import relativedelta
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from include.common.errors import InvalidInput
@@ -72,6 +72,9 @@ def test_an_extension_adds_up_to_two_months_and_a_pause_its_days():
         due_date(date(2026, 6, 1), "wales")
 
 
+# Hypothesis's 200 ms deadline is off: the first example builds a region's bank holidays (376 ms once),
+# and a busy 2-core machine can stretch any example past it.
+@settings(deadline=None)
 @given(st.dates(date(2000, 1, 1), date(2099, 12, 31)), st.sampled_from(sorted(SUBDIVISIONS)),
        st.integers(0, 2), st.integers(0, 60))
 def test_a_due_date_is_the_first_working_day_on_or_after_the_months_and_paused_days(start, region, extension,

@@ -25,12 +25,12 @@ from include.duties.disclosures import (
     load_register,
     record_disclosure,
     report_refusals,
+    verify_audit_log,
     verify_disclosures,
 )
 from include.duties.processing_records import processor_records, write_processor_records
 from include.policies.instructions import load_instruction_dir
-from include.requests.pipeline import RequestSettings
-from include.requests.pipeline import fulfil
+from include.requests.pipeline import RequestSettings, fulfil
 from include.requests.register import register_request
 from include.requests.rights import register_rights_request
 from include.vault.restriction import restrict
@@ -113,6 +113,9 @@ def test_a_transfer_with_a_recorded_safeguard_is_allowed_and_restricted_data_is_
                  at=AT)
     refused = record_disclosure(vault, REGISTER, court_order(email, source="form:test-3"), actor="test", at=AT)
     assert "disclosure refused" in refused.refusal and "restricted" in refused.refusal
+    assert refused.disclosure_id is None and audit_actions(vault)[-1] == "disclosure.refused"
+    with vault.engine.connect() as conn:  # the safeguarded transfer's row alone
+        assert conn.execute(sa.select(disclosure.c.id)).scalars().all() == [allowed.disclosure_id]
 
 
 def test_a_batch_file_dropped_twice_is_logged_once_and_sealed_away(demo_vault, vault, tmp_path):
@@ -168,6 +171,30 @@ def test_verification_finds_an_edited_or_deleted_disclosure_and_an_edited_audit_
         assert any(f"event {seq}: content does not match" in p for p in vault.audit.verify(conn).problems)
 
 
+def test_a_disclosure_never_audited_is_reported(demo_vault, vault):
+    logged = record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT).disclosure_id
+    with vault.engine.begin() as conn:  # a row written behind the log's back: a copy under another id
+        row = conn.execute(sa.select(disclosure).where(disclosure.c.id == logged)).mappings().one()
+        conn.execute(sa.insert(disclosure).values({**row, "id": "f" * 32, "source": "form:never-audited"}))
+    assert verify_disclosures(vault) == [f"disclosure {'f' * 32} has no event in the verified audit chain (inserted "
+                                         "after the fact, or its event forged, moved out of the chain or edited)"]
+
+
+def test_a_deleted_audit_event_of_a_disclosure_is_reported(demo_vault, vault):
+    logged = record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT).disclosure_id
+    later = record_disclosure(vault, REGISTER, court_order(client_in_both(), source="form:test-2",
+                                                           reference="CO/2026/0500"), actor="test", at=AT).disclosure_id
+    with vault.engine.begin() as conn:
+        seq = conn.execute(sa.select(audit_event.c.seq).where(audit_event.c.action == "disclosure.recorded")
+                           .order_by(audit_event.c.seq)).scalars().first()
+        conn.execute(sa.delete(audit_event).where(audit_event.c.seq == seq))
+    chain, problems = verify_audit_log(vault)
+    assert f"event {seq} is missing (deleted)" in chain.problems
+    # The later disclosure's event no longer follows an event of the chain: it vouches for nothing either.
+    assert problems == [f"disclosure {d} has no event in the verified audit chain (inserted after the fact, or its "
+                        "event forged, moved out of the chain or edited)" for d in sorted((logged, later))]
+
+
 def test_the_processor_records_list_categories_recipients_transfers_and_safeguards(demo_vault, vault, tmp_path):
     record_disclosure(vault, REGISTER, court_order(client_in_both()), actor="test", at=AT)
     record_disclosure(vault, REGISTER, court_order(client_in_both(), recipient_id="trellis-crm", source="form:t2"),
@@ -183,13 +210,23 @@ def test_the_processor_records_list_categories_recipients_transfers_and_safeguar
     assert section("processor")[0]["name"] == "Jigowatt Ltd (the agency)"
     assert section("controller")[0]["name"] == "Fenland Cycles Ltd"
     assert section("controller")[0]["detail"].startswith("Managing Director, Fenland Cycles Ltd")
-    [instructions] = [f for f in files if f.content.controller == SHOP_CONTROLLER]
-    latest = {}
-    for entry in instructions.content.instructions:
-        if entry.given_on <= date(2026, 11, 30):
-            latest[entry.category] = entry
+    # Fenland Cycles' instructions in effect on 30 November 2026 (include/config/instructions): server
+    # logs kept 30 days since 1 June 2026, no longer 90.
     assert {r["name"]: (r["purpose"], r["legal_basis"], r["retention"]) for r in section("processing")} == {
-        c: (e.purpose, e.legal_basis.value, e.retention) for c, e in latest.items()}
+        "enquiry": ("answering the enquiry", "legitimate_interests", "until the enquiry is closed"),
+        "quote": ("preparing a quotation", "contract", "until the enquiry is closed"),
+        "client": ("supplying the ordered goods or services", "contract", "6 years after the contract ends"),
+        "invoice": ("accounting and tax (HMRC)", "legal_obligation", "7 years from the end of the financial year"),
+        "contact": ("managing the client relationship", "legitimate_interests", "6 years after the contract ends"),
+        "shop_account": ("running customers' accounts in the web shop", "contract", "6 years after the contract ends"),
+        "shop_order": ("supplying and accounting for web-shop orders", "legal_obligation",
+                       "7 years from the end of the financial year"),
+        "shop_order_note": ("delivering web-shop orders as the customer asked", "contract",
+                            "6 years after the contract ends"),
+        "marketing": ("sending the shop's newsletter to those who signed up for it", "consent",
+                      "2 years from collection"),
+        "server_log": ("securing and diagnosing the website", "legitimate_interests", "30 days from collection"),
+    }
     recipients = {r["name"]: r for r in section("recipient")}
     assert set(recipients) == {"Microsoft Ireland Operations Ltd", "Xero (UK) Ltd", "BT Group plc (BT Business)",
                                "The Rocket Science Group LLC (Intuit Mailchimp)",

@@ -83,6 +83,34 @@ def test_an_unknown_person_is_found_nowhere(stores, tmp_path):
     assert [len(result.records) for result in results] == [0, 0, 0]
 
 
+def test_access_by_customer_number_finds_what_the_email_finds(stores):
+    email = client_in_both()
+    [customer] = shop_truth(email).rows["customers"]
+    assert customer["customer_no"] == "FC10004"
+    by_email = by_store(gather_subject(stores, IdentitySet.given([("email", email)])))
+    by_number = by_store(gather_subject(stores, IdentitySet.given([("customer_number", " fc10004 ")])))
+
+    def found(results, store):
+        return sorted((f.table, f.key) for f in results[store].records)
+    for store in ("fenland-shop", "fenland-logs"):
+        assert found(by_number, store) == found(by_email, store) != []
+    customers = [f for f in by_number["fenland-shop"].records if f.table == "customers"]
+    assert [f.found_by.startswith("customer_number FC10004 (given in the request)") for f in customers] == [True]
+
+
+def test_an_ip_address_is_never_used_to_search_a_sql_table(stores, shop):
+    truth = shop_truth(client_in_both())
+    login_ip, order_ip = truth.ips  # on the account, and on an order only
+    for ip in (login_ip, order_ip):
+        store = SqlStore(load_data_map(MAPS / "fenland-shop.yaml"), shop)
+        result = store.search(IdentitySet.given([("ip", ip)]))
+        assert ([(f.table, f.key) for f in result.records], len(result.held)) == ([], 0)  # no row's values shown
+        by_ip = by_store(gather_subject(stores, IdentitySet.given([("ip", ip)])))
+        assert [(f.table, f.key) for f in by_ip["fenland-shop"].records] == []
+        hosts = {f.data["line"].split()[0] for f in by_ip["fenland-logs"].records}
+        assert by_ip["fenland-logs"].records and hosts == {ip}
+
+
 def test_a_map_naming_a_column_the_store_lacks_is_refused_with_its_line(shop, tmp_path):
     text = (MAPS / "fenland-shop.yaml").read_text().replace("postcode: {category", "post_code: {category")
     broken = tmp_path / "fenland-shop.yaml"

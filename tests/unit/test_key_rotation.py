@@ -22,6 +22,7 @@ from include.requests.register import register_request
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.vault import VaultStore
+from include.vault import rotation
 from include.vault.rotation import rotate_kek
 from include.vault.schema import data_key
 from include.vault.store import NewRecord, Vault
@@ -62,6 +63,31 @@ def test_a_process_holding_the_old_keyring_wraps_under_the_new_kek_after_a_rotat
         assert open_sealed(before.read_bytes(), keyring=fresh.keyring) == open_sealed(before.read_bytes(), secret=secret)
     after = package_for(stores, tmp_path, client_in_both(), 2)  # the stale process seals under version 2 too
     assert sealed_kek_version(after.read_bytes()) == 2
+
+
+def test_an_interrupted_rotation_is_finished_by_running_it_again(stores, vault_settings, tmp_path, monkeypatch):
+    package = package_for(stores, tmp_path, client_in_both(), 1)
+    secret = package_secret(package.read_bytes(), stores.vault.keyring)
+    [record_id] = stores.vault.add_records([enquiry("before.rotation@example.org")], actor="test")
+
+    def killed(*args):
+        raise RuntimeError("the worker died after rewrapping the data keys, before the sealed files")
+    monkeypatch.setattr(rotation, "reseal", killed)
+    with pytest.raises(RuntimeError, match="the worker died"):
+        rotate_kek(vault_settings, actor="test", sealed_dirs=[tmp_path / "outbox"])
+    assert set(load_keyring(vault_settings.keyring_path).keks) == {1, 2}
+    assert sealed_kek_version(package.read_bytes()) == 1
+
+    monkeypatch.undo()
+    result = rotate_kek(vault_settings, actor="test", sealed_dirs=[tmp_path / "outbox"])
+    assert (result.old_version, result.new_version, result.destroyed, result.resealed) == (2, 3, [1, 2], 1)
+    assert set(load_keyring(vault_settings.keyring_path).keks) == {3}
+    with Vault.open(vault_settings) as fresh:
+        assert fresh.keystore.kek_versions_in_use() == {3}
+        assert fresh.read_record(record_id).fields["email"] == "before.rotation@example.org"
+        assert sealed_kek_version(package.read_bytes()) == 3
+        assert open_sealed(package.read_bytes(), keyring=fresh.keyring) == open_sealed(package.read_bytes(),
+                                                                                       secret=secret)
 
 
 def test_a_rotation_while_an_ingest_and_an_access_request_run_strands_nothing(stores, vault_settings, tmp_path):

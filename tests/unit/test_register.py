@@ -14,6 +14,7 @@ from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
 from include.common.settings import WorkflowSettings
 from include.duties.enquiries import purge_closed_enquiries, record_outcome
 from include.duties.retention import sweep_expired
+from include.requests.importer import import_requests
 from include.requests.register import (
     close_request,
     complete_request,
@@ -96,6 +97,22 @@ def test_a_pause_moves_the_due_date_and_an_extension_needs_notice_before_the_dea
     actions = [row.action for row in regions.engine.connect().execute(sa.select(audit_event.c.action))]
     assert actions[-6:] == ["request.received", "request.in_progress", "request.paused", "request.resumed",
                             "request.extended", "request.completed"]
+
+
+@pytest.mark.parametrize(("bad_row", "fault"), [
+    ("nobody,B-3,2026-10-29,bo@example.org", "controller: not a controller registered in the vault"),
+    ("acme,B-3,2026-10-31,not-an-address", "email: email is not a valid address"),
+    (f"acme,{'B' * 65},2026-10-29,bo@example.org", "a request's reference is 1 to 64 characters"),
+], ids=["unknown controller", "malformed email", "reference too long"])
+def test_an_import_with_one_bad_row_registers_nothing(regions, tmp_path, bad_row, fault):
+    backlog = tmp_path / "backlog.csv"
+    backlog.write_text("controller,reference,received_on,email\n"
+                       "acme,B-1,2026-10-29,ada@example.org\nthistle,B-2,2026-10-30,cy@example.org\n" + bad_row + "\n")
+    with pytest.raises(InvalidInput, match=f"backlog\\.csv:4: {fault}"):
+        import_requests(regions, backlog, actor="import", at=AT)
+    assert requests_received(regions, date(2026, 10, 1), date(2026, 11, 1), open_only=False) == []
+    with regions.engine.connect() as conn:
+        assert "request.received" not in set(conn.execute(sa.select(audit_event.c.action)).scalars())
 
 
 def test_bad_requests_are_refused_with_what_is_wrong(regions):

@@ -16,6 +16,7 @@ from include.policies.rules import FinancialYearEnd, RetentionRule
 from include.requests.register import close_request, register_request
 from include.vault.holds import lift_hold, place_hold
 from include.vault.instructions import record_instructions
+from include.vault.restriction import restrict, restricted_subjects
 from include.vault.store import NewRecord
 from tests.helpers import instruct
 
@@ -116,6 +117,18 @@ def test_a_controller_wide_hold_and_an_open_request_hold_off_the_sweep(acme):
     assert sweep(acme, FIRST_GONE + timedelta(hours=1)).deleted == 0
     lift_hold(acme, hold, actor="test", at=FIRST_GONE + timedelta(hours=2))
     assert sweep(acme, FIRST_GONE + timedelta(hours=3)).deleted == 1
+
+
+def test_a_restriction_does_not_stop_deletion_at_the_end_of_the_retention_period(acme):
+    rid, = acme.add_records([invoice(date(2018, 6, 15))], actor="test")
+    subject = acme.read_record(rid).subject_id
+    with acme.engine.begin() as conn:
+        restrict(acme, conn, controller_id="acme", subject_id=subject, grounds="person_asked", actor="test",
+                 at=LAST_KEPT)
+    assert subject in restricted_subjects(acme, [subject])
+    report = sweep(acme, FIRST_GONE)
+    assert (report.deleted, report.outcomes[0].subjects_erased) == (1, 1)
+    assert acme.counts()["records"] == 0 and acme.keystore.fetch([subject]) == {}
 
 
 def test_a_shortened_period_applies_from_the_next_run_and_stays_in_the_history(acme):

@@ -15,12 +15,11 @@ from include.common.errors import InvalidInput, Restricted
 from include.common.paths import DEFAULT_DATAMAPS_DIR as MAPS
 from include.crypto.sealing import open_sealed
 from include.datamap.model import load_data_map
-from include.demo.shop import SHOP_CONTROLLER, SHOP_TABLES, shop_truth
+from include.demo.shop import SHOP_CONTROLLER, SHOP_TABLES, customer_meta, shop_data, shop_truth
 from include.duties.enquiries import purge_closed_enquiries
 from include.duties.marketing import export_mailing_list, subscribe
-from include.requests.pipeline import RequestSettings
+from include.requests.pipeline import RequestSettings, fulfil
 from include.requests.register import get_request
-from include.requests.pipeline import fulfil
 from include.requests.rights import register_rights_request
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
@@ -150,6 +149,29 @@ def test_an_erasure_leaves_only_what_a_legal_reason_keeps_and_a_second_changes_n
     assert {"erasure.vault", "erase.store", "restriction.placed", "request.completed"} <= actions
 
 
+def test_an_erasure_scrubs_the_person_from_other_peoples_notes_and_keeps_the_rest_of_them(stores, shop, tmp_path):
+    writer = shop_truth(client_in_both())  # whose order note names a neighbour: the person erased here
+    [note] = writer.rows["order_notes"]
+    name, email = writer.others_named
+    assert note["note"] == f"If I am out, my neighbour {name} ({email}) will take it in."
+    _, outcome = exercise(stores, tmp_path, "erase", email, reference="S-1")
+    assert outcome["status"] == "completed"
+
+    rows = shop_rows(shop)  # named by note id only, never by what a note says
+    assert [r["id"] for r in rows["order_notes"] if name.lower() in r["note"].lower()
+            or email.lower() in r["note"].lower()] == []
+    [after] = [r["note"] for r in rows["order_notes"] if r["id"] == note["id"]]
+    assert after == "If I am out, my neighbour [erased] ([erased]) will take it in."
+    unchanged = {r["id"]: r["note"] for r in shop_data().rows["order_notes"] if r["id"] != note["id"]}
+    named = {r["id"] for r in shop_truth(email).rows["order_notes"]}  # the person's own: masked as their rows
+    assert {r["id"]: r["note"] for r in rows["order_notes"] if r["id"] not in named | {note["id"]}} == {
+        key: text for key, text in unchanged.items() if key not in named}
+    confirmation = json.loads(Path(outcome["confirmation"]).with_suffix(".json").read_text())
+    done = [(d["table"], d["action"], d["records"]) for s in confirmation["stores"] if s["store"] == "fenland-shop"
+            for d in s["done"]]
+    assert ("order_notes", "remove mentions from note", 1) in done
+
+
 def test_every_kept_order_line_is_dated_by_its_order(stores, shop):
     email = client_in_both()
     loaded = load_data_map(MAPS / "fenland-shop.yaml")
@@ -182,6 +204,46 @@ def test_a_rectified_email_is_found_everywhere_the_old_one_was_and_the_old_one_n
     rows = shop_rows(shop)
     assert email.lower() not in repr(rows).lower()
     assert [r["id"] for r in rows["customers"] if r["email"] == "corrected.address@example.net"] == shop_before
+
+
+def test_a_rectified_phone_is_written_where_the_old_one_was_key_value_phones_too(stores, shop, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    [customer] = shop_truth(email).rows["customers"]
+    phone, new = customer["phone"], "01632 960999"  # an Ofcom drama number no one in the demo has
+    assert phone == "+44(0)1632 960711"
+    with shop.begin() as conn:  # a billing phone in a key-value row: the same number, spelled nationally
+        conn.execute(sa.insert(customer_meta).values(id=10_000, customer_id=customer["id"],
+                                                   meta_key="billing_phone", meta_value="01632 960711"))
+    vault_before = vault.find_records(SHOP_CONTROLLER, "phone", phone)
+    assert vault_before
+
+    request_id = register_rights_request(vault, controller_id=SHOP_CONTROLLER, kind="rectify", received_on=AT.date(),
+                                         identities={"email": [email], "phone": [phone]}, corrections={"phone": new},
+                                         particulars={"field": "phone"}, reference="P-1", actor="test", at=AT)
+    fulfil(vault, lambda _: stores, request_id, settings(tmp_path), on=AT.date(), actor="test", at=AT)
+    assert get_request(vault, request_id).status == "completed"
+    assert vault.find_records(SHOP_CONTROLLER, "phone", phone) == []
+    assert vault.find_records(SHOP_CONTROLLER, "phone", "+44 1632 960999") == vault_before
+    rows = shop_rows(shop)  # rows named by id, never by the numbers they hold
+    assert {r["id"]: r["phone"] == "+441632960999" for r in rows["customers"] if r["id"] == customer["id"]} == {
+        customer["id"]: True}
+    assert {r["id"]: r["meta_value"] == "+441632960999" for r in rows["customer_meta"] if r["id"] == 10_000} == {
+        10_000: True}
+    assert not [r["id"] for t in ("customers", "customer_meta") for r in rows[t] if "960711" in repr(r)]
+
+
+def test_a_suppression_follows_a_rectified_email(stores, tmp_path):
+    vault, email, new = stores.vault, client_in_both(), "corrected.address@example.net"
+    exercise(stores, tmp_path, "object", email, reference="M-1", particulars={"ground": "direct_marketing"})
+    assert is_suppressed(vault, SHOP_CONTROLLER, email) and not is_suppressed(vault, SHOP_CONTROLLER, new)
+    request_id, _ = exercise(stores, tmp_path, "rectify", email, reference="M-2", corrections={"email": new},
+                             particulars={"field": "email"})
+    assert get_request(vault, request_id).status == "completed"
+    assert is_suppressed(vault, SHOP_CONTROLLER, new)
+    subscribe(vault, controller_id=SHOP_CONTROLLER, email=new, name="Signed Up Again", source="signup form",
+              actor="test", at=AT)
+    export = export_mailing_list(vault, controller_id=SHOP_CONTROLLER, outbox=tmp_path / "outbox", actor="test", at=AT)
+    assert (export.exported, export.suppressed) == (0, 1)
 
 
 def test_restricted_data_is_only_stored_and_lifting_needs_the_person_told(stores, shop, tmp_path):
@@ -230,8 +292,17 @@ def test_an_objection_to_marketing_outlives_erasure_and_a_new_signup(stores, tmp
     assert export.exported == 0 and export.suppressed == 1
     assert email not in open_sealed(export.path.read_bytes(), keyring=vault.keyring)["mailing-list.csv"].decode()
 
-    _, other = exercise(stores, tmp_path, "object", client_in_both(), reference="O-3", particulars={"ground": "other"})
-    assert other["status"] == "awaiting the controller's decision"
+
+def test_an_objection_on_other_grounds_restricts_the_data_while_the_controller_decides(stores, tmp_path):
+    vault, email = stores.vault, client_in_both()
+    [subject] = vault.find_subjects(SHOP_CONTROLLER, "email", email)
+    request_id, other = exercise(stores, tmp_path, "object", email, reference="O-3", particulars={"ground": "other"})
+    assert other["status"] == "awaiting the controller's decision" and get_request(vault, request_id).is_open
+    assert subject in restricted_subjects(vault, [subject])
+    assert not is_suppressed(vault, SHOP_CONTROLLER, email)  # not an objection to marketing
+    refused_id, _ = exercise(stores, tmp_path, "rectify", email, reference="O-4",
+                             corrections={"email": "other@example.net"}, particulars={"field": "email"})
+    assert get_request(vault, refused_id).status == "refused"
 
 
 def test_unknown_rights_and_uncovered_categories_are_refused(stores, shop, tmp_path):

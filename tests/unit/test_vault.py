@@ -103,6 +103,17 @@ def test_wrong_keyring_is_refused_and_writes_nothing(acme, vault_settings, tmp_p
     assert (acme.counts(), table_bytes(acme.engine)) == before
 
 
+def test_a_keyring_secret_wins_over_keyring_path(acme, vault_settings, tmp_path):
+    (rid,) = acme.add_records([enquiry()], actor="test")
+    other = tmp_path / "other" / "keyring.json"
+    create_keyring(other)  # the path names another keyring: alone, it is refused (the test above)
+    both = VaultSettings(vault_url=vault_settings.vault_url, keystore_url=vault_settings.keystore_url,
+                         keyring_path=other, keyring_secret=vault_settings.keyring_path.read_text())
+    with Vault.open(both) as opened:
+        assert opened.keyring.fingerprint == acme.keyring.fingerprint != load_keyring(other).fingerprint
+        assert opened.read_record(rid).fields["name"] == "Ada Lovelace"
+
+
 def test_missing_keyring_is_refused_and_creates_nothing(store_urls, tmp_path, backend):
     settings = VaultSettings(vault_url=store_urls["vault"], keystore_url=store_urls["keys"],
                              keyring_path=tmp_path / "absent" / "keyring.json")
