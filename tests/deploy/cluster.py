@@ -34,6 +34,18 @@ RECOVERY = {
 }
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.info["pid"]) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.info["pid"])
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
 class CeleryCluster:
     def __init__(self, home: Path, env: dict[str, str], metadata_url: str, broker_url: str) -> None:
         self.home = home
@@ -162,20 +174,9 @@ class CeleryCluster:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         deadline = time.monotonic() + 10
-        while self._members(process.pid):
-            assert time.monotonic() < deadline, f"{name}'s processes outlived SIGKILL: {self._members(process.pid)}"
+        while group_members(process.pid):
+            assert time.monotonic() < deadline, f"{name}'s processes outlived SIGKILL: {group_members(process.pid)}"
             time.sleep(0.1)
-
-    @staticmethod
-    def _members(pgid: int) -> list[int]:
-        found = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if os.getpgid(proc.info["pid"]) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc.info["pid"])
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return found
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -189,5 +190,5 @@ class CeleryCluster:
                 process.wait()
         # A group's stragglers (a worker's task supervisors) go with it, whatever became of its leader.
         for process in self.processes.values():
-            for pid in self._members(process.pid):
+            for pid in group_members(process.pid):
                 os.kill(pid, signal.SIGKILL)

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import sqlalchemy as sa
 
 from include.admin.deploy_check import MARKER
 from tests.airflow_server import free_port
 from tests.conftest import PROJECT_ROOT
+from tests.deploy.cluster import group_members
 
 
 def make(target: str, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -42,17 +42,6 @@ def health(port: int) -> dict:
         return httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return {}
-
-
-def group_members(pgid: int) -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.info["pid"]) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.info["pid"])
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return found
 
 
 @pytest.mark.airflow
