@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['grep_mbs']:,.0f} MB/s)  {verdict(r['met'])}")
     if 6 in results:
         r = results[6]
-        out(f"{'goal 6  one person across all stores, core < 5 s':<52}: "
-            + ("; ".join(f"{backend} {f['core_s']:.2f} s {verdict(f['met_core'])}"
+        out(f"{'goal 6  one person across all stores, core < ' + format(dsar.GOAL_CORE_S, 'g') + ' s':<52}: "
+            + ("; ".join(f"{backend} {f['core_s']:.2f} s with the log index {verdict(f['met_core'])} "
+                         f"(without it {f['core_unindexed_s']:.2f} s)"
                          for backend, f in r["backends"].items()) if r else "skipped (no PostgreSQL)"))
         out(f"{'        each identity search < 50 ms (worst)':<52}: "
             + ("; ".join(f"{backend} {f['worst_ms']:.2f} ms ({f['worst']}) {verdict(f['met_search'])}"

@@ -6,8 +6,10 @@ Goal 6 runs against the same shop on PostgreSQL and on MariaDB, each with the se
 `include.stores.sql_checks.search_index` gives for the demo shop's searched columns. The person's
 email is written in the shop in mixed case with spaces around it (and some other customers' too),
 and the request gives it in lower case, so the case-insensitive comparison is what finds them; each
-identity's search (`Resolution.match`) is timed on its own (goal < 50 ms). Goal 7 runs on
-PostgreSQL only.
+identity's search (`Resolution.match`) is timed on its own (goal < 50 ms). The core runs twice on
+each backend: with every log file read in full (no log index), and through the log index by client
+address (include/stores/logindex.py), built beforehand as the retention sweep or a first search
+builds it; the goal (< 1 s) is the second's. Goal 7 runs on PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -47,13 +49,17 @@ from include.requests.access import searched
 from include.requests.gather import Stores
 from include.requests.pipeline import Case, RequestSettings, work_on_stores
 from include.requests.register import register_request
+from include.stores.base import Store
 from include.stores.identities import IdentitySet
+from include.stores.logindex import LogIndex, index_path
+from include.stores.logs import LogStore
+from include.stores.serverlogs import index_file
 from include.stores.sql import Resolution, SqlStore
 from include.stores.sql_checks import check_store, search_index
 from include.vault.instructions import record_instructions
 from include.vault.store import Vault
 
-GOAL_CORE_S = 5.0
+GOAL_CORE_S = 1.0  # with the log index
 GOAL_AIRFLOW_S = 60.0
 GOAL_SEARCH_MS = 50.0
 SHOP_DB = "gdpr_bench_shop"
@@ -62,6 +68,20 @@ VISITS_PER_IP = 25
 MIXED_EVERY = 50  # every 50th customer's email in mixed case with a trailing space, customer number in lower case
 LEADING_EVERY = 1000  # every 1000th with a leading space too (on MariaDB a short index range of its own)
 SEARCH_RUNS = 21  # timed runs of each identity's search, after one warm-up; the median is shown
+
+
+@dataclass(frozen=True)
+class LogIndexStores(Stores):
+    """The controller's stores, its server logs read through their index or each file in full: the
+    two figures of goal 6, whatever indexer the pipeline's own stores are given."""
+
+    log_index: bool = True
+
+    def store(self, store: str) -> Store:
+        found = super().store(store)
+        if isinstance(found, LogStore):
+            return LogStore(found.loaded, self.log_root, self.vault.indexer if self.log_index else None)
+        return found
 
 
 @dataclass(frozen=True)
@@ -287,7 +307,8 @@ def run(workdir: Path, pg: PgTarget, *, vault_records: int, customers_count: int
     backends = "PostgreSQL" + (" and on MariaDB" if maria else "")
     heading(f"Goals 6 and 7 - one person across the vault ({vault_records:,} records), a shop on {backends} "
             f"({customers_count * ORDERS_PER_CUSTOMER:,} orders) and {log_mb:,} MB of logs (goals: core < "
-            f"{GOAL_CORE_S:.0f} s, each identity's search < {GOAL_SEARCH_MS:.0f} ms, airflow dags test < "
+            f"{GOAL_CORE_S:.0f} s with the log index, each identity's search < {GOAL_SEARCH_MS:.0f} ms, "
+            f"airflow dags test < "
             f"{GOAL_AIRFLOW_S:.0f} s on PostgreSQL)")
     target = min(vault_records, customers_count) // 2 or 1
     email = email_of(target)  # the request gives it in lower case; the shop holds it in mixed case, spaced
@@ -341,8 +362,9 @@ def run(workdir: Path, pg: PgTarget, *, vault_records: int, customers_count: int
         for backend, url in shops.items():
             figures[backend] = _goal6(backend, url, root, settings, email, planted)
         for backend, f in figures.items():
-            out(f"RESULT goal 6 ({backend}): core {f['core_s']:.2f} s vs goal < {GOAL_CORE_S:.0f} s: "
-                f"{verdict(f['met_core'])}; worst identity search {f['worst_ms']:.2f} ms ({f['worst']}) vs goal < "
+            out(f"RESULT goal 6 ({backend}): core {f['core_s']:.2f} s with the log index vs goal < "
+                f"{GOAL_CORE_S:.0f} s: {verdict(f['met_core'])} (without it {f['core_unindexed_s']:.2f} s); worst "
+                f"identity search {f['worst_ms']:.2f} ms ({f['worst']}) vs goal < "
                 f"{GOAL_SEARCH_MS:.0f} ms: {verdict(f['met_search'])}")
 
         airflow_s = _airflow_dags_test(root, settings, shops["PostgreSQL"], email)
@@ -373,24 +395,50 @@ def _goal6(backend: str, url: str, root: Path, settings, email: str, planted: in
             + ("no findings (every identity and reference column has its index)" if not findings
                else f"{len(findings)} findings: " + "; ".join(str(f) for f in findings)))
         with Vault.open(settings) as vault:
-            stores = Stores(vault, CONTROLLER, maps, {"bench_shop": shop}.__getitem__, root / "logs")
-            request_id = register_request(vault, controller_id=CONTROLLER, kind="access", received_on=date.today(),
-                                          identities={"email": [email]}, actor="bench", at=utcnow())
-            work = RequestSettings(work_dir=root / "work", outbox_dir=root / "outbox")
-            t0 = time.perf_counter()
-            work_on_stores(vault, lambda _: stores, request_id, work, actor="bench", at=utcnow())
-            core_s = time.perf_counter() - t0
-            results = searched(Case.open(vault, stores, request_id, work, actor="bench", at=utcnow()), stores.ids())
-        found = {r.store: len(r.records) for r in results}
-        assert found["bench-logs"] == planted and found["vault"] >= 1, found
-        assert found["bench-shop"] == 1 + 1 + ORDERS_PER_CUSTOMER, found
-        out(f"{backend}: core (an access request's searches, work_on_stores): {core_s:.2f} s; found {found}")
+            stores = LogIndexStores(vault, CONTROLLER, maps, {"bench_shop": shop}.__getitem__, root / "logs",
+                                    log_index=False)
+            unindexed_s, _ = _core(backend, stores, root, email, planted)
+            _build_log_index(vault, root / "logs" / "bench")
+            core_s, found = _core(backend, replace(stores, log_index=True), root, email, planted)
         searches = _search_times(backend, shop_map, shop, email)
         worst = max(searches, key=lambda s: s[2])
-        return {"core_s": core_s, "met_core": core_s < GOAL_CORE_S, "found": found, "searches": searches,
+        return {"core_s": core_s, "core_unindexed_s": unindexed_s, "met_core": core_s < GOAL_CORE_S,
+                "found": found, "searches": searches,
                 "worst": f"{worst[0]} {worst[1]}", "worst_ms": worst[2], "met_search": worst[2] < GOAL_SEARCH_MS}
     finally:
         shop.dispose()
+
+
+def _core(backend: str, stores: LogIndexStores, root: Path, email: str, planted: int) -> tuple[float, dict]:
+    """The core of a new access request (work_on_stores), timed: (seconds, records found per store)."""
+    request_id = register_request(stores.vault, controller_id=CONTROLLER, kind="access", received_on=date.today(),
+                                  identities={"email": [email]}, actor="bench", at=utcnow())
+    work = RequestSettings(work_dir=root / "work", outbox_dir=root / "outbox")
+    t0 = time.perf_counter()
+    work_on_stores(stores.vault, lambda _: stores, request_id, work, actor="bench", at=utcnow())
+    core_s = time.perf_counter() - t0
+    results = searched(Case.open(stores.vault, stores, request_id, work, actor="bench", at=utcnow()), stores.ids())
+    found = {r.store: len(r.records) for r in results}
+    assert found["bench-logs"] == planted and found["vault"] >= 1, found
+    assert found["bench-shop"] == 1 + 1 + ORDERS_PER_CUSTOMER, found
+    out(f"{backend}: core (an access request's searches, work_on_stores) "
+        f"{'with the log index' if stores.log_index else 'reading every log file in full'}: {core_s:.2f} s; "
+        f"found {found}")
+    return core_s, found
+
+
+def _build_log_index(vault: Vault, directory: Path) -> None:
+    """Index the log files without a current index, as the retention sweep does (not timed in the goal)."""
+    index = LogIndex(vault.indexer, CONTROLLER)
+    logs = [p for p in sorted(directory.glob("access.log*")) if p.is_file() and index.current(p) is None]
+    if not logs:
+        return
+    t0 = time.perf_counter()
+    for path in logs:
+        index_file(path, index)
+    size = sum(index_path(path).stat().st_size for path in logs)
+    out(f"log index built for {len(logs)} file(s) (not timed in the goal): {time.perf_counter() - t0:.1f} s, "
+        f"{size / 1e6:,.1f} MB for {sum(path.stat().st_size for path in logs) / 1e6:,.0f} MB of logs")
 
 
 def _search_times(backend: str, shop_map, engine, email: str) -> list[tuple[str, str, float, int]]:

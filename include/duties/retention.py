@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from include.common.errors import InvalidInput, VaultError
 from include.common.reports import write_csv, write_html, write_json
 from include.policies.instructions import Instruction, InstructionBook, ServerLogLocation
+from include.stores.logindex import LogIndex
 from include.stores.serverlogs import apply_to_directory
 from include.vault.deletion import delete_records, run_in_batches
 from include.vault.holds import held, under_open_request
@@ -222,7 +223,8 @@ class LogSweepReport:
 def sweep_server_logs(vault: Vault, *, controller_id: str, locations: list[ServerLogLocation],
                       log_root: Path, as_of: datetime, actor: str,
                       book: InstructionBook | None = None) -> LogSweepReport:
-    """Anonymise or drop one controller's log lines older than its instruction's limit."""
+    """Anonymise or drop one controller's log lines older than its instruction's limit; every file
+    is left with a current index by client address, for the controller's requests."""
     _check_as_of(as_of)
     book = book or vault.instruction_book()
     report = LogSweepReport(controller_id, as_of.isoformat())
@@ -233,8 +235,10 @@ def sweep_server_logs(vault: Vault, *, controller_id: str, locations: list[Serve
         raise VaultError(f"controller '{controller_id}': the recorded server_log instruction has no log_action")
     cutoff = instr.retention.cutoff(as_of, instr.year_end)
     report.rule, report.action, report.cutoff = instr.retention.text, instr.log_action, cutoff.isoformat()
+    index = LogIndex(vault.indexer, controller_id)
     for location in locations:
-        done = apply_to_directory(location.path(log_root), location.pattern, cutoff=cutoff, action=instr.log_action)
+        done = apply_to_directory(location.path(log_root), location.pattern, cutoff=cutoff, action=instr.log_action,
+                                  index=index)
         report.locations.append({"directory": location.directory, "files": len(done.files),
                                  "files_rewritten": done.files_rewritten,
                                  "lines_changed": done.lines_changed,

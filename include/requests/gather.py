@@ -55,7 +55,7 @@ class Stores:
         if loaded.content.kind == "sql":
             assert loaded.content.connection is not None  # a sql map is validated to have one
             return SqlStore(loaded, self.engine_for(loaded.content.connection))
-        return LogStore(loaded, self.log_root)
+        return LogStore(loaded, self.log_root, self.vault.indexer)
 
     def kind(self, store: str) -> str:
         return "vault" if store == VAULT_STORE else next(

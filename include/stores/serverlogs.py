@@ -9,6 +9,10 @@ truncates IPv4 to its /24 and IPv6 to its /48 (a host name, which may name a per
 removes the line. A file is rewritten beside itself and renamed over the original, so a crash
 leaves the old file or the new one, never half of one.
 
+A controller's files are indexed by client address (include/stores/logindex.py): given an index,
+a person's search reads only the blocks where their addresses occur, an erasure opens only the files
+that hold them, and every file read in full or rewritten gets a fresh index.
+
 Lines are assumed to be in time order give or take a day (servers log a request when it ends). Most
 of a file is then handled a block at a time, blocks in parallel, by Arrow's regular expressions;
 only blocks that straddle the limit are read line by line. A line whose time cannot be read is
@@ -28,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +41,7 @@ import pyarrow.compute as pc
 from include.common.errors import InvalidInput
 from include.common.files import remove_stale_temporaries, replacing
 from include.policies.instructions import LogAction
+from include.stores.logindex import INDEX_FOLDER, FileState, LogIndex
 
 BLOCK_BYTES = 8 * 2**20
 _PEEK = 4096  # bytes read at a block's ends to find its first and last lines' times
@@ -266,12 +272,14 @@ def _process_block(block: bytes | memoryview, cutoff: datetime, action: str) -> 
     return b"".join(out), changed
 
 
-def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
-    """Anonymise or drop the file's lines older than cutoff; rewrite it only if something changed."""
+def apply_to_file(path: Path, *, cutoff: datetime, action: str, index: LogIndex | None = None) -> FileOutcome:
+    """Anonymise or drop the file's lines older than cutoff; rewrite it only if something changed.
+    Given an index, a file read here leaves with a current index."""
     if action not in ACTIONS:
         raise InvalidInput(f"server-log action must be one of {', '.join(ACTIONS)}, got {action!r}")
     outcome = FileOutcome(str(path))
     gz = path.suffix == ".gz"
+    builder = index.builder() if index else None
     try:
         first = line_time(_first_line(path))
         if first is not None and first >= cutoff + DISORDER:
@@ -281,53 +289,92 @@ def apply_to_file(path: Path, *, cutoff: datetime, action: str) -> FileOutcome:
             sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
             with _open_log(path) as source, \
                     ThreadPoolExecutor(WORKERS) as pool:
+                opened = FileState.of(os.fstat(source.fileno()))
                 for _block, (new, changed) in _in_order(
                         pool, lambda b: _process_block(b, cutoff, action), _blocks(source)):
                     outcome.lines_changed += changed
                     outcome.rewritten |= changed > 0
                     sink.write(new)
+                    if builder:
+                        builder.add(new)
             if gz:
                 sink.close()
             if not outcome.rewritten:
                 raise _Unchanged
+            written = _written(temp)
+        if index and builder:
+            index.save(path, builder.finish(written))
     except _Unchanged:
-        pass
+        if index and builder and index.current(path) is None:  # what was read is what the file holds
+            index.save(path, builder.finish(opened))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InvalidInput(f"server log {path} cannot be read: {exc}") from None
     return outcome
 
 
-def apply_to_hosts(path: Path, hosts: list[str], *, action: str) -> FileOutcome:
+def apply_to_hosts(path: Path, hosts: list[str], *, action: str, index: LogIndex | None = None) -> FileOutcome:
     """Anonymise or drop the file's lines whose client address is one of the hosts (a person's, on
-    their erasure), whatever their age; rewrite the file atomically only if something changed."""
+    their erasure), whatever their age; rewrite the file atomically only if something changed.
+
+    Given an index that lists no line of the hosts, the file is not opened; a file read here leaves
+    with a current index."""
     if action not in ACTIONS:
         raise InvalidInput(f"server-log action must be one of {', '.join(ACTIONS)}, got {action!r}")
     outcome = FileOutcome(str(path))
     if not hosts:
         return outcome
-    needles = tuple(host.encode() + b" " for host in hosts)
+    indexed = index.spans(path, hosts) if index else None
+    if indexed is not None and not indexed[1]:
+        return outcome
+    needles = _needles(hosts)
     gz = path.suffix == ".gz"
+    builder = index.builder() if index else None
     try:
         with replacing(path) as temp:
             sink = gzip.GzipFile(fileobj=temp, mode="wb", mtime=0) if gz else temp
             with _open_log(path) as source:
-                for line in source:
-                    if not line.startswith(needles):
-                        sink.write(line)
-                        continue
-                    outcome.lines_changed += 1
-                    if action == "anonymise":
-                        sink.write(_anonymise_block(line)[0])
+                opened = FileState.of(os.fstat(source.fileno()))
+                for block in _blocks(source):
+                    data = bytes(block)
+                    if found := _host_lines(data, needles):
+                        outcome.lines_changed += len(found)
+                        data = _erased(data, found, action)
+                    sink.write(data)
+                    if builder:
+                        builder.add(data)
             if gz:
                 sink.close()
             if not outcome.lines_changed:
                 raise _Unchanged
+            written = _written(temp)
         outcome.rewritten = True
+        if index and builder:
+            index.save(path, builder.finish(written))
     except _Unchanged:
-        pass
+        if index and builder and indexed is None:  # what was read is what the file holds
+            index.save(path, builder.finish(opened))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InvalidInput(f"server log {path} cannot be read: {exc}") from None
     return outcome
+
+
+def _written(temp: BinaryIO) -> FileState:
+    """The state of a rewritten file as its index records it: renaming it over the original keeps
+    its size, modification time and inode."""
+    temp.flush()
+    return FileState.of(os.fstat(temp.fileno()))
+
+
+def _erased(data: bytes, found: list[tuple[int, int, str]], action: str) -> bytes:
+    """The whole lines of data with the found lines anonymised, or dropped."""
+    out, kept_from = [], 0
+    for start, stop, _host in found:
+        out.append(data[kept_from:start])
+        if action == "anonymise":
+            out.append(_anonymise_block(data[start:stop])[0])
+        kept_from = stop
+    out.append(data[kept_from:])
+    return b"".join(out)
 
 
 @dataclass
@@ -345,38 +392,100 @@ class LocationOutcome:
         return sum(f.rewritten for f in self.files)
 
 
-def apply_to_directory(directory: Path, pattern: str, *, cutoff: datetime, action: str) -> LocationOutcome:
+def log_files(directory: Path, pattern: str) -> list[Path]:
+    """The log files the pattern names in directory, never an index (a pattern may reach into its folder)."""
+    return sorted(p for p in directory.glob(pattern)
+                  if p.is_file() and INDEX_FOLDER not in p.relative_to(directory).parts)
+
+
+def apply_to_directory(directory: Path, pattern: str, *, cutoff: datetime, action: str,
+                       index: LogIndex | None = None) -> LocationOutcome:
+    """apply_to_file on each log file; given an index, every file then has a current one (the young
+    files the rules left unread are read for it), and the indexes of files gone are removed."""
     if not directory.is_dir():
         raise InvalidInput(f"server-log directory {directory} does not exist")
     stale = remove_stale_temporaries(directory)  # a killed run's leftovers; originals are intact
-    files = [apply_to_file(p, cutoff=cutoff, action=action)
-             for p in sorted(directory.glob(pattern)) if p.is_file()]
+    logs = log_files(directory, pattern)
+    files = [apply_to_file(p, cutoff=cutoff, action=action, index=index) for p in logs]
+    if index:
+        for path in logs:
+            if index.current(path) is None:
+                index_file(path, index)
+        index.prune(directory, logs)
     return LocationOutcome(str(directory), files, stale)
 
 
-def lines_from_hosts(path: Path, hosts: list[str]) -> Iterator[tuple[str, str]]:
-    """(host, line) for each line of the file whose client address is one of the hosts, in order."""
-    if not hosts:
-        return
-    needles = [(host, b"\n" + host.encode() + b" ") for host in hosts]
-    carry = b"\n"  # every line then starts after a newline
+def index_file(path: Path, index: LogIndex) -> None:
+    """Read the file in full and write its index."""
+    builder = index.builder()
     try:
         with _open_log(path) as source:
-            while True:
-                block = source.read(BLOCK_BYTES)
-                data = carry + block
-                whole = data.rfind(b"\n") if block else len(data)
-                hits = []
-                for host, needle in needles:
-                    at = data.find(needle, 0, whole)
-                    while at != -1:
-                        end = data.find(b"\n", at + 1)
-                        hits.append((at, host, data[at + 1:end if end != -1 else len(data)]))
-                        at = data.find(needle, at + 1, whole)
-                for _, host, line in sorted(hits):
-                    yield host, line.decode("utf-8", "replace")
-                if not block:
-                    return
-                carry = data[whole:]
+            opened = FileState.of(os.fstat(source.fileno()))
+            for block in _blocks(source):
+                builder.add(block)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InvalidInput(f"server log {path} cannot be read: {exc}") from None
+    index.save(path, builder.finish(opened))
+
+
+def _needles(hosts: list[str]) -> list[tuple[str, bytes, bytes]]:
+    """(host, what a line of it starts with, the same after a newline)."""
+    return [(host, host.encode() + b" ", b"\n" + host.encode() + b" ") for host in hosts]
+
+
+def _host_lines(data: bytes, needles: list[tuple[str, bytes, bytes]]) -> list[tuple[int, int, str]]:
+    """(start, stop, host) of each of data's whole lines whose client address is one of the hosts,
+    in order; stop is past the line's newline."""
+    starts = []
+    for host, first, after_newline in needles:
+        if data.startswith(first):
+            starts.append((0, host))
+        at = data.find(after_newline)
+        while at != -1:
+            starts.append((at + 1, host))
+            at = data.find(after_newline, at + 1)
+    return [(start, (data.find(b"\n", start) + 1) or len(data), host) for start, host in sorted(starts)]
+
+
+def _numbered(data: bytes, needles: list[tuple[str, bytes, bytes]],
+              lines_before: int) -> Iterator[tuple[int, str, str]]:
+    """(line number, host, line) of data's lines of the hosts; data is whole lines after lines_before."""
+    number, counted = lines_before + 1, 0
+    for start, stop, host in _host_lines(data, needles):
+        number += data.count(b"\n", counted, start)
+        counted = start
+        yield number, host, data[start:stop].removesuffix(b"\n").decode("utf-8", "replace")
+
+
+def lines_from_hosts(path: Path, hosts: list[str], index: LogIndex | None = None) -> Iterator[tuple[int, str, str]]:
+    """(line number, host, line) for each line of the file whose client address is one of the hosts,
+    in order; lines are numbered from 1.
+
+    Given an index that is current, only the blocks it lists for the hosts are read (the file is not
+    opened if it lists none); otherwise the file is read in full, and given an index, it is rebuilt."""
+    if not hosts:
+        return
+    needles = _needles(hosts)
+    indexed = index.spans(path, hosts) if index else None
+    if indexed is not None and not indexed[1]:
+        return
+    try:
+        with _open_log(path) as source:
+            opened = FileState.of(os.fstat(source.fileno()))
+            if indexed is not None and indexed[0].state == opened:
+                for span in indexed[1]:
+                    source.seek(span.start)
+                    yield from _numbered(source.read(span.end - span.start), needles, span.lines_before)
+                return
+            builder = index.builder() if index else None
+            lines = 0
+            for block in _blocks(source):
+                data = bytes(block)
+                yield from _numbered(data, needles, lines)
+                lines += data.count(b"\n")
+                if builder:
+                    builder.add(data)
+        if index and builder:
+            index.save(path, builder.finish(opened))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InvalidInput(f"server log {path} cannot be read: {exc}") from None
