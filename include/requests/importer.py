@@ -20,7 +20,7 @@ import pandas as pd
 from include.common.errors import GdprError, InvalidInput
 from include.common.identities import NORMALISERS
 from include.requests.kinds import KINDS
-from include.requests.register import register_request
+from include.requests.register import REFERENCE_MAX, register_request
 from include.vault.store import Vault
 
 REQUIRED = ("controller", "reference", "received_on", "email")
@@ -90,6 +90,9 @@ def import_requests(vault: Vault, path: Path, *, actor: str, at: datetime) -> Im
         kind = values["kind"] or "access"
         if kind not in KINDS:
             raise InvalidInput(f"{where}: kind: not one of {', '.join(KINDS)}")
+        # Every row is checked before any is registered: a file is taken whole or not at all.
+        if len(values["reference"]) > REFERENCE_MAX:
+            raise InvalidInput(f"{where}: reference: longer than {REFERENCE_MAX} characters")
         identities = {k: [values[k]] for k in ("email", "phone", "customer_number") if values[k]}
         for k, (value,) in identities.items():
             try:

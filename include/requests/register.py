@@ -40,6 +40,7 @@ from include.vault.schema import (
 from include.vault.store import Vault, new_id
 
 _CORRECTED = "corrected_"  # request_identity kinds of a rectification's new values
+REFERENCE_MAX = 64  # characters of the controller's own reference
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
     given += [(_CORRECTED + k, NORMALISERS[k](v)) for k, v in (corrections or {}).items()]
     if subject_id is None and not given:
         raise InvalidInput("a request needs the subject's id or at least one identity to find them by")
-    if reference is not None and not (0 < len(reference) <= 64):
-        raise InvalidInput("a request's reference is 1 to 64 characters")
+    if reference is not None and not (0 < len(reference) <= REFERENCE_MAX):
+        raise InvalidInput(f"a request's reference is 1 to {REFERENCE_MAX} characters")
     start = clock_start(received_on, identity_verified_on=identity_verified_on, fee_received_on=fee_received_on)
     # Found at once, so that purges hold off their data from now: every subject the identities lead
     # to (an email and a phone may lead to two people); the request's subject if they lead to one.

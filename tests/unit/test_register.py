@@ -102,7 +102,7 @@ def test_a_pause_moves_the_due_date_and_an_extension_needs_notice_before_the_dea
 @pytest.mark.parametrize(("bad_row", "fault"), [
     ("nobody,B-3,2026-10-29,bo@example.org", "controller: not a controller registered in the vault"),
     ("acme,B-3,2026-10-31,not-an-address", "email: email is not a valid address"),
-    (f"acme,{'B' * 65},2026-10-29,bo@example.org", "a request's reference is 1 to 64 characters"),
+    (f"acme,{'B' * 65},2026-10-29,bo@example.org", "reference: longer than 64 characters"),
 ], ids=["unknown controller", "malformed email", "reference too long"])
 def test_an_import_with_one_bad_row_registers_nothing(regions, tmp_path, bad_row, fault):
     backlog = tmp_path / "backlog.csv"
