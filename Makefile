@@ -35,7 +35,15 @@ export AIRFLOW_CONN_AIRFLOW_METADATA ?= {"conn_type": "generic", "extra": {"sqla
 # generated password) is readable by the owner alone: new files by the umask, old ones by var/'s mode.
 PRIVATE := umask 077 &&
 
+# Debian's packages the Python ones need: pango for WeasyPrint (the access report's PDF), Chromium for
+# the tests that render the report in a browser; installed when missing (as root, or through sudo).
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 $(STAMP): requirements.txt requirements-test.txt requirements-dev.txt pyproject.toml
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p > /dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then echo "Installing $$missing"; \
+	    $(SUDO) apt-get install -y --no-install-recommends $$missing > /dev/null; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
@@ -56,9 +64,16 @@ init: install
 	$(PRIVATE) { $(BIN)/airflow connections get gdpr_vault_default > /dev/null 2>&1 || \
 	  $(BIN)/airflow connections add gdpr_vault_default --conn-json "$$($(BIN)/gdpr-admin vault connection-json)"; }
 
+# Airflow's output (task and HTTP logs, thousands of lines) goes to RUN_LOG; the terminal shows where,
+# then the address and the login, last, once Airflow answers (include/admin/first_run.py). Ctrl-C stops it.
+RUN_LOG := $(VAR_DIR)/airflow-standalone.log
 run: init
-	@echo "Airflow at http://localhost:8080, listening on $(AIRFLOW__API__HOST) (user admin; the password is printed below by Airflow)"
-	$(PRIVATE) chmod 700 "$(VAR_DIR)" "$(AIRFLOW_HOME)" && $(BIN)/airflow standalone
+	@$(PRIVATE) chmod 700 "$(VAR_DIR)" "$(AIRFLOW_HOME)" && \
+	  echo "Starting Airflow, listening on $(AIRFLOW__API__HOST); its output goes to $(RUN_LOG)" && \
+	  { $(BIN)/airflow standalone > "$(RUN_LOG)" 2>&1 & pid=$$!; trap 'kill $$pid; wait $$pid' INT TERM; \
+	    $(BIN)/python -m include.admin.first_run --pid $$pid --log "$(RUN_LOG)" \
+	      --passwords "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated" || { kill $$pid; exit 1; }; \
+	    wait $$pid; }
 
 # Scale-out without Docker (README, "Scale out"): CeleryExecutor, the metadata on PostgreSQL, Redis as the
 # broker. `make init-distributed` once, on one machine; then `make run-distributed` on each machine, with

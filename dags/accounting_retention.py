@@ -30,7 +30,10 @@ from gdpr.operators.retention import (
     ShredClosedRequestsOperator,
 )
 
-with DAG("accounting_retention", schedule=at_times("30 2 * * *"), **dag_defaults(__doc__, "retention"), params={
+DESCRIPTION = "Deletes records whose retention period has ended (accounting records after 7 years), daily."
+
+with DAG("accounting_retention", schedule=at_times("30 2 * * *"),
+         **dag_defaults(__doc__, DESCRIPTION, "retention"), params={
     "dry_run": dry_run_param(),
     "batch_size": batch_size_param(1000, 50_000, "Records deleted per transaction."),
 }) as dag:

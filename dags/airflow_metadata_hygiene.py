@@ -16,7 +16,10 @@ from airflow.sdk import DAG, Param
 from gdpr.defaults import dag_defaults, intervals
 from gdpr.operators.hygiene import MetadataHygieneOperator
 
-with DAG("airflow_metadata_hygiene", schedule=intervals("15 * * * *"), **dag_defaults(__doc__, "hygiene"), params={
+DESCRIPTION = "Removes people's details from Airflow's own records after 24 hours, hourly."
+
+with DAG("airflow_metadata_hygiene", schedule=intervals("15 * * * *"),
+         **dag_defaults(__doc__, DESCRIPTION, "hygiene"), params={
     "window_hours": Param(24, type="integer", minimum=0, maximum=24 * 30, title="Window (hours)",
                           description="How long Airflow may keep run conf, XCom and task logs."),
 }) as dag:

@@ -32,8 +32,10 @@ from gdpr.defaults import (
 from gdpr.operators.dsar import AccessRequestsOperator
 from gdpr.operators.requests import request_steps
 
+DESCRIPTION = "Answers access requests: finds a person's data, then packages and seals it for the controller."
+
 with DAG("dsar_fulfilment", schedule=intervals("0 0 * * *"),
-         **dag_defaults(__doc__, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
+         **dag_defaults(__doc__, DESCRIPTION, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
     "controller": controller_param("The client the request was made to."),
     "email": email_param(),
     "phone": Param(None, type=["null", "string"], maxLength=32, title="Phone number (optional)"),

@@ -26,7 +26,10 @@ from gdpr.operators.enquiries import ApplyEnquiryOutcomesOperator, EnquiryPurgeO
 # Hourly, and at once when an outside system records enquiry outcomes.
 HOURLY_OR_ON_OUTCOMES = AssetOrTimeSchedule(timetable=at_times("0 * * * *"), assets=[ENQUIRY_OUTCOMES])
 
-with DAG("enquiry_purge", schedule=HOURLY_OR_ON_OUTCOMES, **dag_defaults(__doc__, "retention", "enquiries"), params={
+DESCRIPTION = "Deletes prospects' enquiries and quotes once answered or declined, hourly and on each outcome."
+
+with DAG("enquiry_purge", schedule=HOURLY_OR_ON_OUTCOMES,
+         **dag_defaults(__doc__, DESCRIPTION, "retention", "enquiries"), params={
     "dry_run": dry_run_param(),
     "batch_size": batch_size_param(500, 10_000, "Enquiries deleted per transaction."),
 }) as dag:

@@ -17,5 +17,7 @@ from airflow.sdk import DAG
 from gdpr.defaults import dag_defaults, intervals
 from gdpr.operators.keys import RotateKekOperator
 
-with DAG("kek_rotation", schedule=intervals("30 3 * * 0"), **dag_defaults(__doc__, "keys")) as dag:
+DESCRIPTION = "Rotates the key-encryption key weekly, so that erased people's keys are beyond recovery."
+
+with DAG("kek_rotation", schedule=intervals("30 3 * * 0"), **dag_defaults(__doc__, DESCRIPTION, "keys")) as dag:
     RotateKekOperator(task_id="rotate_kek_and_destroy_retired_keks")

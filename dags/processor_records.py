@@ -15,8 +15,10 @@ from airflow.sdk import DAG
 from gdpr.defaults import controller_param, dag_defaults, intervals
 from gdpr.operators.disclosures import ProcessorRecordsOperator
 
+DESCRIPTION = "Writes each controller's records of processing (Art. 30(2)), monthly."
+
 with DAG("processor_records", schedule=intervals("0 4 1 * *"),
-         **dag_defaults(__doc__, "disclosures", "reports"), params={
+         **dag_defaults(__doc__, DESCRIPTION, "disclosures", "reports"), params={
     "controller": controller_param("Empty for every controller."),
 }) as dag:
     ProcessorRecordsOperator(task_id="write_processor_records")

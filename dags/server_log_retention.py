@@ -16,8 +16,10 @@ from gdpr.defaults import at_times, dag_defaults
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.retention import InstructionsOperator, ServerLogRetentionOperator
 
+DESCRIPTION = "Anonymises or deletes web server log lines past each controller's retention, daily."
+
 with DAG("server_log_retention", schedule=at_times("15 3 * * *"),
-         **dag_defaults(__doc__, "retention", "server-logs")) as dag:
+         **dag_defaults(__doc__, DESCRIPTION, "retention", "server-logs")) as dag:
     controllers = InstructionsOperator(task_id="record_instructions")
     logs = ServerLogRetentionOperator.partial(
         task_id="apply_log_retention",

@@ -31,8 +31,10 @@ from gdpr.operators.requests import request_steps
 from gdpr.operators.rights import RightsRequestOperator
 from include.requests.kinds import RIGHT_LABELS, RIGHTS
 
+DESCRIPTION = "Carries out a person's request to correct, erase, restrict or object, with a confirmation."
+
 with DAG("subject_rights", schedule=None,
-         **dag_defaults(__doc__, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
+         **dag_defaults(__doc__, DESCRIPTION, "rights", runs_at_once=REQUEST_RUNS_AT_ONCE), params={
     "controller": controller_param("The client the request was made to.", required=True),
     "email": email_param(required=True),
     "right": Param("erase", type="string", enum=list(RIGHTS), title="Right", values_display=RIGHT_LABELS),

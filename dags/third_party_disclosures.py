@@ -27,7 +27,10 @@ from gdpr.defaults import controller_param, dag_defaults, email_param, intervals
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.disclosures import IngestDisclosuresOperator, RecordDisclosureOperator
 
-with DAG("third_party_disclosures", schedule=intervals("30 0 * * *"), **dag_defaults(__doc__, "disclosures"), params={
+DESCRIPTION = "Logs disclosures to third parties and refuses transfers without a safeguard, daily."
+
+with DAG("third_party_disclosures", schedule=intervals("30 0 * * *"),
+         **dag_defaults(__doc__, DESCRIPTION, "disclosures"), params={
     "controller": controller_param("Whose data is disclosed."),
     "email": email_param(),
     "recipient": Param(None, type=["null", "string"], enum=[None, *registered_recipients()], title="Recipient"),

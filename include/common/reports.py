@@ -1,4 +1,6 @@
-"""Reports for people: CSV through pandas, HTML through Jinja2 templates, JSON for machines.
+"""Reports for people: CSV through pandas, HTML through Jinja2 templates (dates as a UK reader writes
+them, "24 November 2026"; counts with their noun, "1 value", "2 values"), PDF from that HTML through
+WeasyPrint, JSON for machines.
 
 Reports hold counts, rules, dates and opaque ids, never personal data (an access package, which
 does, renders its files in memory and encrypts them before anything is written). Each file is
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +23,26 @@ from include.common.files import write_atomically
 
 _templates = Environment(loader=PackageLoader("include", "templates"), undefined=StrictUndefined,
                          autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def uk_date(value: date | str) -> str:
+    """A date (or an ISO date or timestamp) as a UK reader writes it: 24 November 2026."""
+    day = value if isinstance(value, date) else datetime.fromisoformat(value)
+    return f"{day.day} {day:%B %Y}"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`2 values`, `1 value`; nouns: the plural where adding "s" does not make it (`2 entries`)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def natural_key(text: object) -> tuple:
+    """Sorts as people count: record 2 before record 10 (as text, "10" sorts before "2")."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", str(text)) if part)
+
+
+_templates.filters.update(uk_date=uk_date, plural=plural)
 
 
 # A spreadsheet reads a cell starting with one of these as a formula (or, after a tab or carriage
@@ -52,6 +76,16 @@ def json_bytes(data: object) -> bytes:
 
 def html_bytes(template: str, **context) -> bytes:
     return _templates.get_template(template).render(**context).encode()
+
+
+def pdf_bytes(html: bytes) -> bytes:
+    """The HTML as a printable PDF (A4, by the page's own print styles), made in memory like the
+    HTML. WeasyPrint is imported here: it loads pango, which only PDFs need."""
+    from weasyprint import HTML
+
+    pdf = HTML(string=html.decode()).write_pdf()
+    assert pdf is not None  # write_pdf returns the bytes when given no target
+    return pdf
 
 
 def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:

@@ -175,8 +175,10 @@ class RowRule(StrictModel):
 class Table(StrictModel):
     instruction: str = Field(min_length=1, max_length=64)  # the controller's instruction category for it
     primary_key: str = Field(pattern=NAME)
-    label: str | None = LABEL  # plain words for the person ("Your customer account")
-    source: str | None = LABEL  # where the data came from ("you, when you registered")
+    # Plain words for the person ("Your customer account"); by default the table's name, capitalised.
+    label: str | None = LABEL
+    # Where the data came from ("you, when you registered"); by default the controller's records.
+    source: str | None = LABEL
     when: dict[str, Scalar | list[Scalar]] = {}  # only rows matching are in the map (orders among posts)
     references: dict[str, Reference] = {}  # column -> the table whose primary key it holds
     columns: dict[str, Column] = {}
@@ -221,6 +223,8 @@ class LogDirectory(StrictModel):
     directory: str = Field(min_length=1)  # under GDPR_SERVER_LOG_ROOT
     pattern: str = "access.log*"
     instruction: str = Field(default="server_log", min_length=1, max_length=64)
+    label: str | None = LABEL  # plain words for the person; the package's default says "server logs"
+    source: str | None = LABEL  # where the lines came from; by default, the person's browser
 
     def path(self, log_root: Path) -> Path:
         return Path(log_root) / self.directory

@@ -482,3 +482,21 @@ def as_told(register: Register, rows: list[dict]) -> list[dict]:
              "country": row["country"], "safeguard": row["safeguard"] or "",
              "categories": row["categories"].replace(",", ", "), "disclosed_on": row["disclosed_on"].isoformat(),
              "legal_basis": row["legal_basis"], "reference": row["reference"] or ""} for row in rows]
+
+
+# Courts and authorities receive data only when the law obliges the controller; the others routinely.
+_WHEN_ORDERED = {RecipientKind.court: "only under a court order", RecipientKind.authority: "only when the law requires"}
+
+
+def recipients_for(register: Register, controller_id: str, categories: Collection[str]) -> list[dict]:
+    """The recipients and categories of recipient of any of the controller's categories, from the
+    register (Art. 15(1)(c): those the data "will be disclosed" to, not only those logged), as a
+    person reads them: who, what they do, where, which of the categories, and when."""
+    found = []
+    for recipient in register.recipients:
+        if shared := sorted(recipient.categories_for(controller_id) & set(categories)):
+            found.append({"recipient": recipient.name, "kind": recipient.kind.value.replace("_", " "),
+                          "role": recipient.role, "country": recipient.country, "categories": shared,
+                          "when": _WHEN_ORDERED.get(recipient.kind, "routinely"),
+                          "safeguard": recipient.safeguard.reference if recipient.safeguard else ""})
+    return found

@@ -31,6 +31,15 @@ from include.policies.rules import FinancialYearEnd, RetentionRule
 Region = Literal["england-and-wales", "scotland", "northern-ireland"]
 REGIONS: tuple[str, ...] = get_args(Region)
 
+# The start of a request's case reference (OAK-2026-0007, include/vault/schema.py case_reference).
+CASE_PREFIX = r"^[A-Z0-9]{1,8}$"
+
+
+def default_case_prefix(controller_id: str) -> str:
+    """A controller's case prefix when its file gives none: the first word of its id, upper-cased,
+    at most 8 characters (oak-home -> OAK)."""
+    return controller_id.split("-")[0].upper()[:8]
+
 
 class LegalBasis(StrEnum):
     """Art. 6(1) GDPR."""
@@ -93,10 +102,16 @@ class InstructionFile(StrictModel):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)  # the controller's legal name
     region: Region  # picks the bank holidays of its requests' deadlines
-    contact: str | None = Field(default=None, max_length=300)  # the controller's contact, for Art. 30(2) records
+    # Who answers the person (the access package names it) and the processor's records (Art. 30(2)).
+    contact: str | None = Field(default=None, max_length=300)
+    case_prefix: str | None = Field(default=None, pattern=CASE_PREFIX)  # default_case_prefix(controller)
     financial_year_end: str = "03-31"
     instructions: list[InstructionEntry] = Field(min_length=1)
     server_logs: list[ServerLogLocation] = []
+
+    @property
+    def prefix(self) -> str:
+        return self.case_prefix or default_case_prefix(self.controller)
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,9 @@
 """Access requests (Art. 15) in the request pipeline (include/requests/pipeline.py): every store is
 searched with the request's identities, then the server logs with every identity those searches
-found; the package, built when every store has answered, is sealed and delivered to the controller's
-outbox, and the request completed. A request is never completed from a partial search.
+found; the package, built when every store has answered (with the request's case reference, the
+controller's contact, and the register's recipients of the person's categories), is sealed and
+delivered to the controller's outbox, and the request completed. A request is never completed from
+a partial search.
 """
 
 from __future__ import annotations
@@ -9,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from sqlalchemy import select
+
 from include.common.errors import StoreUnavailable
 from include.crypto.sealing import seal
 from include.duties.disclosures import as_told, disclosures_of, load_register
 from include.requests.gather import IDENTITY_STORES, known_identities
 from include.requests.package import build_package, deliver
 from include.requests.pipeline import Case, Procedure
-from include.requests.register import complete_request, record_possible_matches
+from include.requests.register import complete_request, record_possible_matches, with_case_reference
 from include.stores.base import StoreResult
 from include.stores.identities import IdentitySet
 from include.stores.redaction import NAME_FIELDS, Redactor, name_words
-from include.vault.schema import controller
+from include.vault.schema import controller, controller_detail
 
 
 class Access(Procedure):
@@ -40,22 +44,27 @@ class Access(Procedure):
 
     def finish(self, case: Case, on: date) -> dict:
         """Build, seal and deliver the package; complete the request."""
-        vault, request, settings = case.vault, case.request, case.settings
+        vault, settings = case.vault, case.settings
+        request = with_case_reference(vault, case.request, actor=case.actor, at=case.at)
         if not request.is_open:
-            return {"request_id": request.id, "package": request.package, "records": None}
+            return {"request_id": request.id, "case_reference": request.case_reference, "package": request.package,
+                    "records": None}
         results = searched(case, case.stores.ids())
         identities = case.identities()
         with vault.engine.connect() as conn:
-            controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)
-                                           ).one().name
-        own = name_words([controller_name, *(found.data.get(field) for result in results
-                                             for found in result.records for field in NAME_FIELDS)])
-        disclosed = as_told(load_register(settings.recipients_file).content, disclosures_of(
+            named = conn.execute(select(controller.c.name, controller_detail.c.contact).outerjoin(
+                controller_detail, controller_detail.c.controller_id == controller.c.id).where(
+                controller.c.id == request.controller_id)).one()
+        own = name_words([named.name, *(found.data.get(field) for result in results
+                                        for found in result.records for field in NAME_FIELDS)])
+        register = load_register(settings.recipients_file).content
+        disclosed = as_told(register, disclosures_of(
             vault, request.controller_id, subject_ids=[request.subject_id] if request.subject_id else [],
             emails=identities.values("email")))
-        files = build_package(request=request, controller_name=controller_name, results=results,
+        files = build_package(request=request, controller_name=named.name, results=results,
                               maps=case.stores.maps, book=vault.instruction_book(),
-                              redactor=Redactor(identities, own), on=on, disclosed=disclosed)
+                              redactor=Redactor(identities, own), on=on, disclosed=disclosed, contact=named.contact,
+                              register=register)
         with vault.keystore.wrapping() as keyring:  # a key rotation waits until the package is written
             sealed, _secret = seal(files, keyring=keyring, reference=request.id)
             path = deliver(settings.outbox_dir, request.controller_id, request.id, sealed)
@@ -63,7 +72,8 @@ class Access(Procedure):
         complete_request(vault, request.id, package=str(path.relative_to(settings.outbox_dir)), actor=case.actor,
                          at=case.at)
         case.work.clear()
-        return {"request_id": request.id, "package": str(path), "records": records}
+        return {"request_id": request.id, "case_reference": request.case_reference, "package": str(path),
+                "records": records}
 
 
 def searched(case: Case, store_ids: Sequence[str]) -> list[StoreResult]:

@@ -6,21 +6,28 @@ every vault subject its identities lead to is held, not only the one it may be f
 identities a request was made with are kept encrypted under the request's own key, which is destroyed
 once the request has been closed for the accountability period (shred_closed_requests); the
 request's record (dates, status, outcome) stays.
+
+Each request has a case reference (OAK-2026-0007: the controller's case prefix, the year it was
+received, a number per prefix and year), taken when it is registered and quoted in its package, its
+confirmation and the workflows' logs beside its id. `with_case_reference` gives one to a request
+registered before references existed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Connection, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
 from include.common.identities import NORMALISERS
 from include.crypto.envelope import FieldCipher
+from include.policies.instructions import default_case_prefix
 from include.requests.deadlines import MAX_EXTENSION_MONTHS, clock_start, due_date
 from include.requests.kinds import KINDS
 from include.vault.holds import held
@@ -28,7 +35,10 @@ from include.vault.keystore import chunks
 from include.vault.schema import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
+    case_counter,
+    case_reference,
     controller,
+    controller_detail,
     data_key,
     data_subject,
     possible_match,
@@ -59,6 +69,7 @@ class Request:
     refusal_reason: str | None
     package: str | None
     particulars: dict
+    case_reference: str | None = None  # None only for a request registered before references existed
 
     @property
     def is_open(self) -> bool:
@@ -68,7 +79,52 @@ class Request:
 def _request(row) -> Request:
     return Request(row.id, row.controller_id, row.subject_id, row.kind, row.status, row.reference,
                    row.received_on, row.clock_start, row.due_on, row.extension_months, row.paused_days,
-                   row.refusal_reason, row.package, json.loads(row.particulars or "{}"))
+                   row.refusal_reason, row.package, json.loads(row.particulars or "{}"), row.case_reference)
+
+
+def _request_query(request_id: str) -> Select:
+    return (select(rights_request, case_reference.c.reference.label("case_reference"))
+            .outerjoin(case_reference, case_reference.c.request_id == rights_request.c.id)
+            .where(rights_request.c.id == request_id))
+
+
+def _allocate_case_reference(conn: Connection, request_id: str, controller_id: str, received_on: date) -> str:
+    """The request's new case reference, in the caller's transaction: the next number of the
+    controller's prefix and the year, taken from its counter row under a row lock."""
+    prefix = conn.execute(select(controller_detail.c.case_prefix).where(
+        controller_detail.c.controller_id == controller_id)).scalar() or default_case_prefix(controller_id)
+    counter = (case_counter.c.prefix == prefix) & (case_counter.c.year == received_on.year)
+    locked = select(case_counter.c.last_number).where(counter).with_for_update()
+    last = conn.execute(locked).scalar()
+    if last is None:  # the prefix's first request of the year
+        try:
+            with conn.begin_nested():  # a savepoint: a registration beside this one may insert the row first
+                conn.execute(insert(case_counter).values(prefix=prefix, year=received_on.year, last_number=0))
+        except IntegrityError:
+            pass  # it did, and committed: its row is locked below like any other
+        last = conn.execute(locked).scalar_one()
+    reference = f"{prefix}-{received_on.year}-{last + 1:04d}"
+    conn.execute(update(case_counter).where(counter).values(last_number=last + 1))
+    conn.execute(insert(case_reference).values(request_id=request_id, reference=reference))
+    return reference
+
+
+def with_case_reference(vault: Vault, request: Request, *, actor: str, at: datetime) -> Request:
+    """The request with its case reference, one allocated now for a request registered before
+    references existed (idempotent: two callers at once get the same one)."""
+    if request.case_reference is not None:
+        return request
+    with vault.engine.begin() as conn:
+        # The request's row locked first: a second caller waits here, then finds the reference made.
+        conn.execute(select(rights_request.c.id).where(rights_request.c.id == request.id).with_for_update()).one()
+        reference = conn.execute(select(case_reference.c.reference).where(
+            case_reference.c.request_id == request.id)).scalar()
+        if reference is None:
+            reference = _allocate_case_reference(conn, request.id, request.controller_id, request.received_on)
+            vault.audit.append(conn, at=at, actor=actor, action="request.case_reference",
+                               controller_id=request.controller_id, subject_id=request.subject_id,
+                               details={"request": request.id, "case": reference})
+    return replace(request, case_reference=reference)
 
 
 def _region(conn, controller_id: str) -> str:
@@ -125,6 +181,7 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
             reference=reference, received_on=received_on, identity_verified_on=identity_verified_on,
             fee_received_on=fee_received_on, clock_start=start, due_on=due,
             particulars=json.dumps(dict(particulars), sort_keys=True) if particulars else None))
+        case = _allocate_case_reference(conn, request_id, controller_id, received_on)
         _link_subjects(conn, request_id, [*found, *([subject_id] if subject_id else [])])
         if given:  # a new request: its key is made here (request_cipher would read it outside this transaction)
             cipher = FieldCipher(vault.keystore.create([request_id], at)[request_id])
@@ -133,7 +190,8 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
                  "ciphertext": cipher.encrypt(request_id, f"{k}#{i}", v)} for i, (k, v) in enumerate(given)])
         vault.audit.append(conn, at=at, actor=actor, action="request.received",
                            controller_id=controller_id, subject_id=subject_id,
-                           details={"request": request_id, "kind": kind, "received_on": received_on.isoformat(),
+                           details={"request": request_id, "case": case, "kind": kind,
+                                    "received_on": received_on.isoformat(),
                                     "clock_start": start.isoformat(), "due_on": due.isoformat(),
                                     "identities": sorted({k for k, _ in given}),
                                     **({"subjects_matched": len(found)} if len(found) > 1 else {}),
@@ -184,7 +242,7 @@ def request_cipher(vault: Vault, request_id: str, at: datetime) -> FieldCipher:
 
 def get_request(vault: Vault, request_id: str) -> Request:
     with vault.engine.connect() as conn:
-        row = conn.execute(select(rights_request).where(rights_request.c.id == request_id)).first()
+        row = conn.execute(_request_query(request_id)).first()
     if row is None:
         raise UnknownRecord(f"request {request_id} does not exist")
     return _request(row)
@@ -288,7 +346,7 @@ def _change(vault: Vault, request_id: str, *, action: str, at: datetime, actor: 
         vault.audit.append(conn, at=at, actor=actor, action=f"request.{action}", controller_id=row.controller_id,
                            subject_id=values.get("subject_id", row.subject_id),
                            details={"request": request_id, **(details or {})})
-        return _request(conn.execute(select(rights_request).where(rights_request.c.id == request_id)).one())
+        return _request(conn.execute(_request_query(request_id)).one())
 
 
 def start_request(vault: Vault, request_id: str, *, subject_id: str | None, actor: str, at: datetime) -> Request:

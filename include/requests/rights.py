@@ -6,23 +6,27 @@ pipeline (include/requests/pipeline.py):
 - erasure and rectification act on the vault and each SQL store, each store's part planned first
   and kept, so a retry applies the same plan; a rectification of restricted data is refused before
   any store changes; an erasure then acts on the server logs with every IP address found;
-- the confirmation (what was done in each store, what was kept, why and until when) is delivered to
-  the controller's outbox and the request completed. An objection on other grounds than direct
+- the confirmation (what was done in each store, what was kept, why and through which day, named as
+  the access package names it) is delivered to the controller's outbox with a version addressed to
+  the person, and the request completed. An objection on other grounds than direct
   marketing stays open for the controller's decision, the person's data restricted meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import select
 
 from include.common.errors import InvalidInput, StoreUnavailable
 from include.common.files import write_atomically
-from include.common.reports import html_bytes, json_bytes
+from include.common.reports import html_bytes, json_bytes, natural_key
 from include.duties.disclosures import as_told, disclosures_of, load_register
 from include.requests.gather import IDENTITY_STORES
 from include.requests.kinds import RIGHTS
+from include.requests.package import COMPLAINT, LOG_LABEL, VAULT_LABELS
 from include.requests.pipeline import Case, Procedure, Workspace
 from include.requests.register import (
     Request,
@@ -31,12 +35,13 @@ from include.requests.register import (
     register_request,
     request_corrections,
     request_identities,
+    with_case_reference,
 )
 from include.stores.base import Acting
 from include.stores.identities import IdentitySet
 from include.stores.vault import VAULT_STORE, VaultStore
 from include.vault.restriction import lift_restrictions, require_unrestricted, restrict
-from include.vault.schema import controller
+from include.vault.schema import controller, controller_detail, record
 from include.vault.store import Vault
 from include.vault.suppression import suppress
 
@@ -123,6 +128,11 @@ def confirmation_path(outbox: Path, request: Request) -> Path:
     return Path(outbox) / request.controller_id / f"{request.kind}-{request.id}.html"
 
 
+def person_confirmation_path(confirmation: Path) -> Path:
+    """The confirmation addressed to the person, beside the controller's: the controller sends it on."""
+    return confirmation.with_name(f"{confirmation.stem}-for-the-person.html")
+
+
 class Rights(Procedure):
     kinds = RIGHTS
 
@@ -194,13 +204,55 @@ def _act(case: Case, store: str) -> dict:
     return outcome
 
 
+# What the vault's part of a confirmation names besides its records' categories.
+VAULT_PARTS = {"records": "Your records", "data keys": "The keys that unlock your records",
+               "data subjects": "Your records", "restrictions": "The restriction of your records",
+               "suppression list": "The list of people never to be sent marketing"}
+
+
+def _labels(case: Case) -> dict[tuple[str, str], str]:
+    """(store, table) -> the plain label the access package uses for it; (store, "") for a log store,
+    whose tables are its files."""
+    labels = {(VAULT_STORE, part): label for part, label in {**VAULT_LABELS, **VAULT_PARTS}.items()}
+    for loaded in case.stores.maps:
+        data_map = loaded.content
+        for name, table in data_map.tables.items():
+            labels[(data_map.store, name)] = table.label or name.replace("_", " ").capitalize()
+        if data_map.logs is not None:
+            labels[(data_map.store, "")] = data_map.logs.label or LOG_LABEL
+    return labels
+
+
+def _label(labels: dict[tuple[str, str], str], store: str, table: str) -> str:
+    return labels.get((store, table)) or labels.get((store, ""), table)
+
+
+def _kept_rows(case: Case, store: str, kept: list[dict], labels: dict[tuple[str, str], str]) -> list[dict]:
+    """Kept records as people read them, in natural order: the table's label, the record's date where
+    the vault has it, and the last day it is kept (its retention end is the first day it may go)."""
+    dated: dict[str, date] = {}
+    if store == VAULT_STORE and kept:
+        with case.vault.engine.connect() as conn:
+            dated = {row.id: row.relates_to or row.created_at.date() for row in conn.execute(
+                select(record.c.id, record.c.relates_to, record.c.created_at)
+                .where(record.c.id.in_([k["key"] for k in kept])))}
+    return [{**k, "label": _label(labels, store, k["table"]),
+             "dated": dated[k["key"]].isoformat() if k["key"] in dated else None,
+             "kept_through": (datetime.fromisoformat(k["until"]) - timedelta(days=1)).date().isoformat()
+             if k["until"] else None}
+            for k in sorted(kept, key=lambda k: (k["table"], natural_key(k["key"])))]
+
+
 def _confirm(case: Case, on: date) -> dict:
-    """Write the confirmation once every store has been acted on; complete the request."""
-    vault, request, settings, work, actor, at = case.vault, case.request, case.settings, case.work, case.actor, case.at
+    """Write the confirmations once every store has been acted on, one for the controller and one
+    addressed to the person; complete the request."""
+    vault, settings, work, actor, at = case.vault, case.settings, case.work, case.actor, case.at
+    request = with_case_reference(vault, case.request, actor=actor, at=at)
     request_id, stores = request.id, case.stores
     path = confirmation_path(settings.outbox_dir, request)
+    done_already = {"request_id": request_id, "case_reference": request.case_reference, "confirmation": str(path)}
     if not request.is_open and path.exists():
-        return {"request_id": request_id, "confirmation": str(path), "status": request.status}
+        return {**done_already, "status": request.status}
     needed = (stores.ids() if request.kind == "erase" else stores.ids(IDENTITY_STORES)
               if request.kind == "rectify" else [VAULT_STORE])
     results = {store: work.load(f"store-{store}", at) for store in needed}
@@ -209,8 +261,14 @@ def _confirm(case: Case, on: date) -> dict:
                                "nothing is confirmed from a partial run")
     awaiting = request.kind == "object" and request.particulars.get("ground") != "direct_marketing"
     with vault.engine.connect() as conn:
-        controller_name = conn.execute(controller.select().where(controller.c.id == request.controller_id)).one().name
-    stores_done = [{"store": store, "done": (result or {}).get("done", []), "kept": (result or {}).get("kept", []),
+        named = conn.execute(select(controller.c.name, controller_detail.c.contact).outerjoin(
+            controller_detail, controller_detail.c.controller_id == controller.c.id).where(
+            controller.c.id == request.controller_id)).one()
+    labels = _labels(case)
+    stores_done = [{"store": store,
+                    "done": [{**d, "label": _label(labels, store, d["table"])}
+                             for d in (result or {}).get("done", [])],
+                    "kept": _kept_rows(case, store, (result or {}).get("kept", []), labels),
                     "held": len((result or {}).get("held", []))} for store, result in results.items()]
     known = work.load("identities", at)
     erased = (work.load(f"plan-{VAULT_STORE}", at) or {}).get("subjects", [])  # found before their erasure
@@ -218,17 +276,21 @@ def _confirm(case: Case, on: date) -> dict:
     recipients = as_told(load_register(settings.recipients_file).content, disclosures_of(
         vault, request.controller_id, subject_ids=subjects,
         emails=IdentitySet.from_json(known).values("email") if known else []))
-    summary = {"request": request_id, "controller": request.controller_id, "right": request.kind,
-               "received_on": request.received_on.isoformat(), "due_on": request.due_on.isoformat(),
-               "confirmed_on": on.isoformat(), "status": "refused" if request.status == "refused"
+    summary = {"request": request_id, "case": request.case_reference, "controller": request.controller_id,
+               "right": request.kind, "received_on": request.received_on.isoformat(),
+               "due_on": request.due_on.isoformat(), "confirmed_on": on.isoformat(),
+               "status": "refused" if request.status == "refused"
                else "awaiting the controller's decision" if awaiting else "completed",
                "refusal_reason": request.refusal_reason, "particulars": request.particulars, "stores": stores_done,
                "recipients": recipients, "nothing_held": NOTHING_HELD}
     write_atomically(path.with_suffix(".json"), json_bytes(summary), mode=0o640)
-    write_atomically(path, html_bytes("rights_confirmation.html.j2", controller_name=controller_name, **summary),
+    write_atomically(path, html_bytes("rights_confirmation.html.j2", controller_name=named.name, **summary),
                      mode=0o640)
+    write_atomically(person_confirmation_path(path), html_bytes(
+        "rights_confirmation_person.html.j2", controller_name=named.name, contact=named.contact,
+        complaint=COMPLAINT, **summary), mode=0o640)
     if request.is_open and not awaiting:
         complete_request(vault, request_id, package=str(path.relative_to(settings.outbox_dir)), actor=actor, at=at)
     if not awaiting:
         work.clear()
-    return {"request_id": request_id, "confirmation": str(path), "status": summary["status"]}
+    return {**done_already, "status": summary["status"]}

@@ -1,5 +1,6 @@
 """Controllers' instructions recorded in the vault: each file's controller registered (or its new
-name or region recorded) and its new instructions added to their history, which is never rewritten.
+name or region recorded), its contact and case prefix kept up to date, and its new instructions
+added to their history, which is never rewritten.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from include.common.errors import InvalidInput
 from include.common.yamlfiles import LoadedFile
-from include.policies.instructions import InstructionEntry
-from include.vault.schema import instruction
+from include.policies.instructions import InstructionEntry, InstructionFile
+from include.vault.schema import controller_detail, instruction
 from include.vault.store import Vault
 
 
@@ -58,6 +59,7 @@ def _record_file(vault: Vault, conn, loaded: LoadedFile, *, actor: str, at: date
     elif vault.change_controller(content.controller, name=content.name, region=content.region,
                                  actor=actor, at=at, conn=conn):
         result.changed = 1
+    _record_details(vault, conn, content, actor=actor, at=at)
     recorded = {(r.category, r.given_on): r for r in conn.execute(
         select(instruction).where(instruction.c.controller_id == content.controller))}
     for index, entry in enumerate(content.instructions):
@@ -85,3 +87,19 @@ def _record_file(vault: Vault, conn, loaded: LoadedFile, *, actor: str, at: date
                                     "given_on": entry.given_on.isoformat(), "digest": digest[:16]})
         result.recorded += 1
     return result
+
+
+def _record_details(vault: Vault, conn, content: InstructionFile, *, actor: str, at: datetime) -> None:
+    """The controller's contact and case prefix as its file now gives them (not a history: the
+    package and new case references use the current ones); a change is audited."""
+    wanted = {"case_prefix": content.prefix, "contact": content.contact}
+    key = controller_detail.c.controller_id == content.controller
+    current = conn.execute(select(controller_detail.c.case_prefix, controller_detail.c.contact).where(key)).first()
+    if current is not None and dict(current._mapping) == wanted:
+        return
+    if current is None:
+        conn.execute(insert(controller_detail).values(controller_id=content.controller, recorded_at=at, **wanted))
+    else:
+        conn.execute(update(controller_detail).where(key).values(recorded_at=at, **wanted))
+    vault.audit.append(conn, at=at, actor=actor, action="controller.details", controller_id=content.controller,
+                       details={"case_prefix": content.prefix, "contact": content.contact is not None})

@@ -176,6 +176,37 @@ rights_request = Table(
     Index("ux_request_reference", "controller_id", "reference", unique=True),
 )
 
+# A request's case reference, as staff, the controller and the person quote it (OAK-2026-0007): the
+# controller's case prefix, the year the request was received, and the next number of that prefix and
+# year. Allocated when the request is registered, in its transaction (include/requests/register.py);
+# a request registered before references existed gets one when first read for a package or a
+# confirmation. The counter row of a prefix and year is locked while a number is taken from it, so
+# two registrations never take the same number; a prefix two controllers share shares its numbers,
+# and references stay unique.
+case_counter = Table(
+    "case_counter", vault_metadata,
+    Column("prefix", String(8), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("last_number", Integer, nullable=False),
+)
+
+case_reference = Table(
+    "case_reference", vault_metadata,
+    Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
+    Column("reference", String(24), nullable=False, unique=True),
+)
+
+# What a controller's instruction file says besides its instructions, for what people read: its
+# contact (named in access packages) and its case prefix. Recorded with its instructions
+# (include/vault/instructions.py); a controller without a row has no contact and the default prefix.
+controller_detail = Table(
+    "controller_detail", vault_metadata,
+    Column("controller_id", ForeignKey("controller.id"), primary_key=True),
+    Column("case_prefix", String(8), nullable=False),
+    Column("contact", String(300)),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 # Restrictions of processing (Art. 18): while one is active, the subject's data is stored and nothing
 # else. Placed at the person's request, while an objection is weighed, or on the records an erasure
 # had to keep under a legal reason.

@@ -24,12 +24,13 @@ DAG_DEFAULTS: dict[str, Any] = {  # DAG's keyword arguments
 }
 
 
-def dag_defaults(doc: str | None, *tags: str, runs_at_once: int = 1) -> dict[str, Any]:
+def dag_defaults(doc: str | None, description: str, *tags: str, runs_at_once: int = 1) -> dict[str, Any]:
     """What a workflow's DAG takes besides its id, schedule and form: its page's text (the DAG file's
-    docstring), its tags, and the defaults above; templates render as Python values (a number given
-    in a form stays a number). runs_at_once: more than one where the workflow's core keeps two runs
-    off the same data (the request workflows lease each request to one run)."""
-    return {"doc_md": doc, "tags": ["gdpr", *tags], "render_template_as_native_obj": True,
+    docstring), the one plain line the DAG list shows under its id (description), its tags, and the
+    defaults above; templates render as Python values (a number given in a form stays a number).
+    runs_at_once: more than one where the workflow's core keeps two runs off the same data (the
+    request workflows lease each request to one run)."""
+    return {"doc_md": doc, "description": description, "tags": ["gdpr", *tags], "render_template_as_native_obj": True,
             **DAG_DEFAULTS, "max_active_runs": runs_at_once}
 
 

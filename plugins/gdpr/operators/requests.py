@@ -1,7 +1,9 @@
 """The steps every request takes once registered, whatever its kind (include/requests/pipeline.py):
 plan the stores, work on each, plan the server logs, work on them, finish.
 
-XCom carries request ids, store names, counts and paths; never a person's identities or values.
+XCom carries request ids and case references, store names, counts and paths; never a person's
+identities or values. Logs name a request by its case reference (OAK-2026-0007), which staff and the
+controller quote, and its id.
 """
 
 from __future__ import annotations
@@ -104,13 +106,14 @@ class StoreStepOperator(BaseVaultOperator):
         from include.requests.register import get_request, require_lease
 
         require_lease(vault, self.request_id, holder=lease_holder(context), at=utcnow())
-        stores = stores_for(vault, self.workflow)(get_request(vault, self.request_id).controller_id)
+        request = get_request(vault, self.request_id)
+        stores = stores_for(vault, self.workflow)(request.controller_id)
         done = on_store(vault, stores, self.request_id, self.store, request_settings(self.workflow), actor=self.actor,
                         at=utcnow())
-        self.log.info("Store %s, request %s: %s", self.store, self.request_id,
+        self.log.info("Store %s, case %s (request %s): %s", self.store, request.case_reference, self.request_id,
                       ", ".join(f"{name} {count}" for name, count in done.items()
                                 if name not in ("request_id", "store")))
-        return done
+        return {**done, "case_reference": request.case_reference}
 
 
 class FinishRequestsOperator(BaseVaultOperator):
@@ -138,7 +141,8 @@ class FinishRequestsOperator(BaseVaultOperator):
             stores = stores_of(get_request(vault, request_id).controller_id)
             finished.append(done := finish(vault, stores, request_id, settings, on=on, actor=self.actor,
                                            at=utcnow()))
-            self.log.info("Request %s: %s", request_id, done.get("package") or done.get("confirmation"))
+            self.log.info("Case %s (request %s): %s", done["case_reference"], request_id,
+                          done.get("package") or done.get("confirmation"))
             release_lease(vault, request_id, holder=holder)
         return finished
 
