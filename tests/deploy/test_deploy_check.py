@@ -13,7 +13,7 @@ import stat
 
 import pytest
 
-from include import deploy_check
+from include.admin import deploy_check
 from include.crypto.keyring import create_keyring
 
 JWT = "a-jwt-secret-long-enough-for-hs512-signing-0123456789"
