@@ -44,7 +44,7 @@ def test_the_client_store_connection_has_its_own_fields(hook_meta):
     store = hook_meta["gdpr-client-store"]
     assert store["hook_class_name"] == "gdpr.hooks.store.ClientStoreHook"
     assert set(store["extra_fields"]) == {"sqlalchemy_url"}
-    assert store["standard_fields"]["schema"]["label"] == "Database"
+    assert store["standard_fields"]["url_schema"]["title"] == "Database"
 
 
 def test_no_connection_type_of_the_project_has_an_underscore(hook_meta):
