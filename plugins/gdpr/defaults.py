@@ -1,9 +1,14 @@
 """What every DAG of the project shares."""
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from __future__ import annotations
 
-from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable, Param
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Param
+
+if TYPE_CHECKING:  # the cron timetables load croniter: only the DAGs that use them pay for it
+    from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable
 
 DEFAULT_ARGS = {
     "owner": "data-protection",
@@ -36,11 +41,15 @@ def dag_defaults(doc: str | None, description: str, *tags: str, runs_at_once: in
 
 def intervals(cron: str) -> CronDataIntervalTimetable:
     """Runs that each cover the interval since the last (UTC); a backfill covers past intervals."""
+    from airflow.sdk import CronDataIntervalTimetable
+
     return CronDataIntervalTimetable(cron, timezone="UTC")
 
 
 def at_times(cron: str) -> CronTriggerTimetable:
     """Runs at these times (UTC), each acting as of when it runs."""
+    from airflow.sdk import CronTriggerTimetable
+
     return CronTriggerTimetable(cron, timezone="UTC")
 
 
