@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from include.common.files import write_atomically
@@ -60,6 +59,10 @@ def neutralise_cell(value: object) -> object:
 def csv_bytes(rows: Sequence[dict], columns: Sequence[str] | None = None) -> bytes:
     """Rows as CSV (RFC 4180); nested values (a JSON column) become one column per leaf. The project's
     one CSV writer: text cells (and headers) that a spreadsheet would run as formulas are neutralised."""
+    # Imported here: pandas takes half a second to load, and most tasks that import this module
+    # write no CSV (on Celery each task is a new process, so that cost is paid per task).
+    import pandas as pd
+
     buffer = io.StringIO()
     frame = pd.json_normalize(list(rows)) if columns is None else pd.DataFrame(list(rows), columns=list(columns))
     frame = frame.map(neutralise_cell)

@@ -98,6 +98,16 @@ class ServerLogLocation(StrictModel):
         return directory if directory.is_absolute() else Path(log_root) / directory
 
 
+class ReviewGates(StrictModel):
+    """Where the controller wants a person to decide first: the requester's identity checked before a
+    request is worked on, an access package reviewed before it is delivered, an erasure confirmed
+    before anything is erased. None by default."""
+
+    identity: bool = False
+    package: bool = False
+    erasure: bool = False
+
+
 class InstructionFile(StrictModel):
     controller: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)  # the controller's legal name
@@ -108,6 +118,7 @@ class InstructionFile(StrictModel):
     financial_year_end: str = "03-31"
     instructions: list[InstructionEntry] = Field(min_length=1)
     server_logs: list[ServerLogLocation] = []
+    review: ReviewGates = ReviewGates()
 
     @property
     def prefix(self) -> str:

@@ -16,10 +16,11 @@ from sqlalchemy import select
 from include.common.errors import StoreUnavailable
 from include.crypto.sealing import seal
 from include.duties.disclosures import as_told, disclosures_of, load_register
+from include.requests.caseload import review_gates
 from include.requests.gather import IDENTITY_STORES, known_identities
 from include.requests.package import build_package, deliver
-from include.requests.pipeline import Case, Procedure
-from include.requests.register import complete_request, record_possible_matches, with_case_reference
+from include.requests.pipeline import Case, Procedure, held_dir
+from include.requests.register import complete_request, hold_for_review, record_possible_matches, with_case_reference
 from include.stores.base import StoreResult
 from include.stores.identities import IdentitySet
 from include.stores.redaction import NAME_FIELDS, Redactor, name_words
@@ -36,7 +37,10 @@ class Access(Procedure):
         """Search one store; the count of records it holds."""
         result = case.stores.store(store).search(case.identities())
         case.work.save(f"store-{store}", result.to_json(), case.at)
-        record_possible_matches(case.vault, case.request.id, store, result.held, at=case.at)
+        held = record_possible_matches(case.vault, case.request.id, store, result.held, at=case.at)
+        case.vault.record_event("access.store", actor=case.actor, at=case.at, controller_id=case.request.controller_id,
+                                details={"request": case.request.id, "store": store, "records": len(result.records),
+                                         "held_back": held})
         return {"records": len(result.records)}
 
     def log_identities(self, case: Case) -> IdentitySet:
@@ -65,15 +69,20 @@ class Access(Procedure):
                               maps=case.stores.maps, book=vault.instruction_book(),
                               redactor=Redactor(identities, own), on=on, disclosed=disclosed, contact=named.contact,
                               register=register)
+        # A controller that reviews packages first: held out of the outbox until a person releases it.
+        reviewed = review_gates(vault, request.controller_id).package
+        place = held_dir(settings) if reviewed else settings.outbox_dir
         with vault.keystore.wrapping() as keyring:  # a key rotation waits until the package is written
             sealed, _secret = seal(files, keyring=keyring, reference=request.id)
-            path = deliver(settings.outbox_dir, request.controller_id, request.id, sealed)
+            path = deliver(place, request.controller_id, request.id, sealed)
         records = sum(len(result.records) for result in results)
-        complete_request(vault, request.id, package=str(path.relative_to(settings.outbox_dir)), actor=case.actor,
-                         at=case.at)
+        if reviewed:
+            hold_for_review(vault, request.id, package=str(path.relative_to(place)), actor=case.actor, at=case.at)
+        else:
+            complete_request(vault, request.id, package=str(path.relative_to(place)), actor=case.actor, at=case.at)
         case.work.clear()
         return {"request_id": request.id, "case_reference": request.case_reference, "package": str(path),
-                "records": records}
+                "records": records, "held_for_review": reviewed}
 
 
 def searched(case: Case, store_ids: Sequence[str]) -> list[StoreResult]:

@@ -51,6 +51,11 @@ class RequestSettings:
     recipients_file: Path = DEFAULT_RECIPIENTS_FILE
 
 
+def held_dir(settings: RequestSettings) -> Path:
+    """Where answers awaiting a person's review are kept, out of the outbox, by controller."""
+    return settings.work_dir / "held"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """A request's encrypted scratch files."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Connection, Select, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from include.common.errors import DataKeyDestroyed, InvalidInput, UnknownRecord
@@ -39,11 +39,13 @@ from include.vault.schema import (
     case_reference,
     controller,
     controller_detail,
+    controller_review,
     data_key,
     data_subject,
     possible_match,
     request_identity,
     request_lease,
+    request_pause,
     request_subject,
     rights_request,
 )
@@ -51,6 +53,18 @@ from include.vault.store import Vault, new_id
 
 _CORRECTED = "corrected_"  # request_identity kinds of a rectification's new values
 REFERENCE_MAX = 64  # characters of the controller's own reference
+# Why a request's clock may stop (Art. 12A, DUAA 2025): waiting for the requester's identity, for a
+# clarification the request genuinely needs, or for a fee.
+PAUSE_REASONS = ("identity", "clarification", "fee")
+# Why a person may refuse a request (Art. 12(5), s.53 DPA 2018) or end it, in plain words for the letter.
+REFUSAL_REASONS = {
+    "manifestly_unfounded": "the request is manifestly unfounded",
+    "manifestly_excessive": "the request is manifestly excessive, in particular because it repeats an earlier one",
+    "identity_not_verified": "the requester's identity could not be confirmed",
+    "package_rejected": "the answer prepared was not released after its review",
+    "restricted": "the person's data is restricted and cannot be changed while the restriction lasts",
+    "closed_without_answer": "the request was closed without an answer",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ class Request:
     package: str | None
     particulars: dict
     case_reference: str | None = None  # None only for a request registered before references existed
+    pause_reason: str | None = None  # while the clock is stopped: one of PAUSE_REASONS
 
     @property
     def is_open(self) -> bool:
@@ -79,32 +94,48 @@ class Request:
 def _request(row) -> Request:
     return Request(row.id, row.controller_id, row.subject_id, row.kind, row.status, row.reference,
                    row.received_on, row.clock_start, row.due_on, row.extension_months, row.paused_days,
-                   row.refusal_reason, row.package, json.loads(row.particulars or "{}"), row.case_reference)
+                   row.refusal_reason, row.package, json.loads(row.particulars or "{}"), row.case_reference,
+                   row.pause_reason)
+
+
+def requests_query() -> Select:
+    """Requests with their case references and the reasons their clocks are stopped."""
+    return (select(rights_request, case_reference.c.reference.label("case_reference"),
+                   request_pause.c.reason.label("pause_reason"))
+            .outerjoin(case_reference, case_reference.c.request_id == rights_request.c.id)
+            .outerjoin(request_pause, request_pause.c.request_id == rights_request.c.id))
 
 
 def _request_query(request_id: str) -> Select:
-    return (select(rights_request, case_reference.c.reference.label("case_reference"))
-            .outerjoin(case_reference, case_reference.c.request_id == rights_request.c.id)
-            .where(rights_request.c.id == request_id))
+    return requests_query().where(rights_request.c.id == request_id)
 
 
-def _allocate_case_reference(conn: Connection, request_id: str, controller_id: str, received_on: date) -> str:
-    """The request's new case reference, in the caller's transaction: the next number of the
-    controller's prefix and the year, taken from its counter row under a row lock."""
-    prefix = conn.execute(select(controller_detail.c.case_prefix).where(
+def case_prefix(conn: Connection, controller_id: str) -> str:
+    return conn.execute(select(controller_detail.c.case_prefix).where(
         controller_detail.c.controller_id == controller_id)).scalar() or default_case_prefix(controller_id)
-    counter = (case_counter.c.prefix == prefix) & (case_counter.c.year == received_on.year)
-    locked = select(case_counter.c.last_number).where(counter).with_for_update()
+
+
+def next_number(conn: Connection, counter: Table, prefix: str, year: int) -> int:
+    """The next number of the prefix and year in a counter table (case_counter, complaint_counter), in the
+    caller's transaction, taken under a row lock: two callers never take the same number."""
+    key = (counter.c.prefix == prefix) & (counter.c.year == year)
+    locked = select(counter.c.last_number).where(key).with_for_update()
     last = conn.execute(locked).scalar()
-    if last is None:  # the prefix's first request of the year
+    if last is None:  # the prefix's first of the year
         try:
-            with conn.begin_nested():  # a savepoint: a registration beside this one may insert the row first
-                conn.execute(insert(case_counter).values(prefix=prefix, year=received_on.year, last_number=0))
+            with conn.begin_nested():  # a savepoint: a caller beside this one may insert the row first
+                conn.execute(insert(counter).values(prefix=prefix, year=year, last_number=0))
         except IntegrityError:
             pass  # it did, and committed: its row is locked below like any other
         last = conn.execute(locked).scalar_one()
-    reference = f"{prefix}-{received_on.year}-{last + 1:04d}"
-    conn.execute(update(case_counter).where(counter).values(last_number=last + 1))
+    conn.execute(update(counter).where(key).values(last_number=last + 1))
+    return last + 1
+
+
+def _allocate_case_reference(conn: Connection, request_id: str, controller_id: str, received_on: date) -> str:
+    """The request's new case reference, in the caller's transaction."""
+    prefix = case_prefix(conn, controller_id)
+    reference = f"{prefix}-{received_on.year}-{next_number(conn, case_counter, prefix, received_on.year):04d}"
     conn.execute(insert(case_reference).values(request_id=request_id, reference=reference))
     return reference
 
@@ -176,11 +207,17 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
                 data_subject.c.id == subject_id, data_subject.c.controller_id == controller_id)).first():
             raise UnknownRecord(f"data subject {subject_id} is not one of controller '{controller_id}'")
         request_id = new_id()
+        # A controller that checks identity first: the clock waits from receipt until the check.
+        awaiting_id = identity_verified_on is None and bool(conn.execute(select(controller_review.c.identity).where(
+            controller_review.c.controller_id == controller_id)).scalar())
         conn.execute(insert(rights_request).values(
-            id=request_id, controller_id=controller_id, subject_id=subject_id, kind=kind, status="received",
+            id=request_id, controller_id=controller_id, subject_id=subject_id, kind=kind,
+            status="awaiting_id" if awaiting_id else "received", paused_on=received_on if awaiting_id else None,
             reference=reference, received_on=received_on, identity_verified_on=identity_verified_on,
             fee_received_on=fee_received_on, clock_start=start, due_on=due,
             particulars=json.dumps(dict(particulars), sort_keys=True) if particulars else None))
+        if awaiting_id:
+            conn.execute(insert(request_pause).values(request_id=request_id, reason="identity"))
         case = _allocate_case_reference(conn, request_id, controller_id, received_on)
         _link_subjects(conn, request_id, [*found, *([subject_id] if subject_id else [])])
         if given:  # a new request: its key is made here (request_cipher would read it outside this transaction)
@@ -191,6 +228,7 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
         vault.audit.append(conn, at=at, actor=actor, action="request.received",
                            controller_id=controller_id, subject_id=subject_id,
                            details={"request": request_id, "case": case, "kind": kind,
+                                    **({"awaiting": "identity"} if awaiting_id else {}),
                                     "received_on": received_on.isoformat(),
                                     "clock_start": start.isoformat(), "due_on": due.isoformat(),
                                     "identities": sorted({k for k, _ in given}),
@@ -248,6 +286,14 @@ def get_request(vault: Vault, request_id: str) -> Request:
     return _request(row)
 
 
+def find_request(vault: Vault, case_or_id: str) -> Request:
+    """The request by its case reference (OAK-2026-0007, any letter case) or its id."""
+    with vault.engine.connect() as conn:
+        request_id = conn.execute(select(case_reference.c.request_id).where(
+            case_reference.c.reference == case_or_id.strip().upper())).scalar()
+    return get_request(vault, request_id or case_or_id.strip())
+
+
 def request_identities(vault: Vault, request_id: str) -> list[tuple[str, str]]:
     """(kind, normalised value) the request was made with, decrypted with the request's key."""
     return [(kind, value) for kind, value in _request_values(vault, request_id) if kind in NORMALISERS]
@@ -283,13 +329,16 @@ def requests_received(vault: Vault, start: date, end: date, *, kind: str = "acce
 
 def requests_to_work(vault: Vault, *, received_before: date, kind: str = "access") -> list[str]:
     """Ids of the open requests received before the day that still need work, whatever day they were
-    received on (a run that failed or never happened leaves nothing behind); paused ones wait."""
+    received on (a run that failed or never happened leaves nothing behind); paused ones, those awaiting
+    the requester's identity and those awaiting a person's review wait."""
     query = select(rights_request.c.id).where(
         rights_request.c.kind == kind, rights_request.c.received_on < received_before,
-        rights_request.c.status.in_([status for status in OPEN_STATUSES if status != "paused"]))
+        rights_request.c.status.in_(WORKABLE_STATUSES))
     with vault.engine.connect() as conn:
         return list(conn.execute(query.order_by(rights_request.c.received_on, rights_request.c.id)).scalars())
 
+
+WORKABLE_STATUSES = ("received", "in_progress")
 
 # Longer than any run of a request's workflow, retries included: a lease outliving its run only
 # delays the next run's work on the request.
@@ -335,13 +384,16 @@ def _change(vault: Vault, request_id: str, *, action: str, at: datetime, actor: 
             check=None, **values) -> Request:
     """Update an open request, audit the change, and return it as it now is."""
     with vault.engine.begin() as conn:
-        row = conn.execute(select(rights_request).where(rights_request.c.id == request_id)).first()
+        # The row locked: two people acting on one request at once take turns.
+        row = conn.execute(select(rights_request).where(rights_request.c.id == request_id).with_for_update()).first()
         if row is None:
             raise UnknownRecord(f"request {request_id} does not exist")
         if row.status in CLOSED_STATUSES:
             raise InvalidInput(f"request {request_id} is already {row.status}")
         if check:
             values |= check(conn, row)
+        if values.get("status") in CLOSED_STATUSES:
+            conn.execute(delete(request_pause).where(request_pause.c.request_id == request_id))
         conn.execute(update(rights_request).where(rights_request.c.id == request_id).values(**values))
         vault.audit.append(conn, at=at, actor=actor, action=f"request.{action}", controller_id=row.controller_id,
                            subject_id=values.get("subject_id", row.subject_id),
@@ -355,25 +407,63 @@ def start_request(vault: Vault, request_id: str, *, subject_id: str | None, acto
                    subject_id=subject_id)
 
 
-def pause_request(vault: Vault, request_id: str, *, on: date, actor: str, at: datetime) -> Request:
-    """Stop the clock while a clarification is genuinely needed."""
-    return _change(vault, request_id, action="paused", at=at, actor=actor, details={"on": on.isoformat()},
-                   status="paused", paused_on=on)
+def pause_request(vault: Vault, request_id: str, *, on: date, reason: str, actor: str, at: datetime) -> Request:
+    """Stop the clock while the requester's identity, a clarification the request genuinely needs, or a
+    fee is awaited (Art. 12A)."""
+    if reason not in PAUSE_REASONS:
+        raise InvalidInput(f"a request's clock stops for one of {', '.join(PAUSE_REASONS)}, not '{reason}'")
+
+    def stopped(conn, row) -> dict:
+        if row.status in ("paused", "awaiting_id"):
+            raise InvalidInput(f"request {request_id}'s clock is already stopped")
+        if row.status == "awaiting_review":
+            raise InvalidInput(f"request {request_id} is answered and awaits its review: its clock cannot stop now")
+        if on < row.received_on:
+            raise InvalidInput(f"request {request_id} cannot be paused before it was received ({row.received_on})")
+        conn.execute(insert(request_pause).values(request_id=request_id, reason=reason))
+        return {}
+    return _change(vault, request_id, action="paused", at=at, actor=actor,
+                   details={"on": on.isoformat(), "reason": reason}, check=stopped, status="paused", paused_on=on)
+
+
+def _restart(conn, row, request_id: str, on: date) -> dict:
+    """The values of a request whose stopped clock restarts on the day: the stopped days move its due date."""
+    if on < row.paused_on:
+        raise InvalidInput(f"request {request_id}'s clock cannot restart before it stopped ({row.paused_on})")
+    paused = row.paused_days + (on - row.paused_on).days
+    conn.execute(delete(request_pause).where(request_pause.c.request_id == request_id))
+    return {"paused_days": paused, "paused_on": None,
+            "due_on": due_date(row.clock_start, _region(conn, row.controller_id), extension_months=row.extension_months,
+                               paused_days=paused)}
 
 
 def resume_request(vault: Vault, request_id: str, *, on: date, actor: str, at: datetime) -> Request:
-    """Restart the clock: the paused days move the due date on."""
+    """Restart the clock: the paused days move the due date on. A request waits for the next run to
+    be worked on again."""
     def moved(conn, row) -> dict:
         if row.status != "paused":
             raise InvalidInput(f"request {request_id} is not paused")
-        if on < row.paused_on:
-            raise InvalidInput(f"request {request_id} cannot resume before it was paused ({row.paused_on})")
-        paused = row.paused_days + (on - row.paused_on).days
-        return {"paused_days": paused, "due_on": due_date(row.clock_start, _region(conn, row.controller_id),
-                                                          extension_months=row.extension_months,
-                                                          paused_days=paused)}
+        return _restart(conn, row, request_id, on)
     return _change(vault, request_id, action="resumed", at=at, actor=actor, details={"on": on.isoformat()},
-                   check=moved, status="in_progress", paused_on=None)
+                   check=moved, status="in_progress")
+
+
+def verify_identity(vault: Vault, request_id: str, *, on: date, actor: str, at: datetime) -> Request:
+    """The requester's identity is checked: the clock, stopped since receipt (or since it was paused for
+    identity), runs from the day."""
+    def verified(conn, row) -> dict:
+        reason = conn.execute(select(request_pause.c.reason).where(request_pause.c.request_id == request_id)).scalar()
+        if row.status != "awaiting_id" and reason != "identity":
+            raise InvalidInput(f"request {request_id} is not awaiting the requester's identity")
+        return {**_restart(conn, row, request_id, on), "identity_verified_on": on}
+    return _change(vault, request_id, action="identity_verified", at=at, actor=actor,
+                   details={"on": on.isoformat()}, check=verified, status="received")
+
+
+def hold_for_review(vault: Vault, request_id: str, *, package: str, actor: str, at: datetime) -> Request:
+    """The request is answered; its package waits for a person to release it (package: where it is held)."""
+    return _change(vault, request_id, action="awaiting_review", at=at, actor=actor, details={"package": package},
+                   status="awaiting_review", package=package)
 
 
 def extend_request(vault: Vault, request_id: str, *, months: int, reason: str, notified_on: date, actor: str,
@@ -402,8 +492,9 @@ def complete_request(vault: Vault, request_id: str, *, package: str | None, acto
 
 
 def refuse_request(vault: Vault, request_id: str, *, reason: str, actor: str, at: datetime) -> Request:
-    """Refuse, with reasons; the response also names the right to complain to the ICO and to seek a
-    judicial remedy (Art. 12(4))."""
+    """Refuse, with reasons (a REFUSAL_REASONS code where a person refuses; the workflow's own words
+    where a store refused the change); the response also names the right to complain to the ICO and to
+    seek a judicial remedy (Art. 12(4)): include/requests/decisions.py writes it."""
     if not reason.strip():
         raise InvalidInput("a refusal needs its reasons")
     return _change(vault, request_id, action="refused", at=at, actor=actor, status="refused",
@@ -419,7 +510,7 @@ def close_request(vault: Vault, request_id: str, *, status: str, actor: str, at:
     if status == "completed":
         complete_request(vault, request_id, package=None, actor=actor, at=at)
     else:
-        refuse_request(vault, request_id, reason="closed without an answer", actor=actor, at=at)
+        refuse_request(vault, request_id, reason="closed_without_answer", actor=actor, at=at)
 
 
 # -- the end of the accountability period -----------------------------------------------------------

@@ -15,8 +15,8 @@ from sqlalchemy import insert, select, update
 
 from include.common.errors import InvalidInput
 from include.common.yamlfiles import LoadedFile
-from include.policies.instructions import InstructionEntry, InstructionFile
-from include.vault.schema import controller_detail, instruction
+from include.policies.instructions import InstructionEntry, InstructionFile, ReviewGates
+from include.vault.schema import controller_detail, controller_review, instruction
 from include.vault.store import Vault
 
 
@@ -60,6 +60,7 @@ def _record_file(vault: Vault, conn, loaded: LoadedFile, *, actor: str, at: date
                                  actor=actor, at=at, conn=conn):
         result.changed = 1
     _record_details(vault, conn, content, actor=actor, at=at)
+    _record_review(vault, conn, content, actor=actor, at=at)
     recorded = {(r.category, r.given_on): r for r in conn.execute(
         select(instruction).where(instruction.c.controller_id == content.controller))}
     for index, entry in enumerate(content.instructions):
@@ -103,3 +104,19 @@ def _record_details(vault: Vault, conn, content: InstructionFile, *, actor: str,
         conn.execute(update(controller_detail).where(key).values(recorded_at=at, **wanted))
     vault.audit.append(conn, at=at, actor=actor, action="controller.details", controller_id=content.controller,
                        details={"case_prefix": content.prefix, "contact": content.contact is not None})
+
+
+def _record_review(vault: Vault, conn, content: InstructionFile, *, actor: str, at: datetime) -> None:
+    """The controller's review gates as its file now gives them; a change is audited."""
+    wanted = content.review.model_dump()
+    key = controller_review.c.controller_id == content.controller
+    current = conn.execute(select(controller_review.c.identity, controller_review.c.package,
+                                  controller_review.c.erasure).where(key)).first()
+    if wanted == ({k: bool(v) for k, v in current._mapping.items()} if current else ReviewGates().model_dump()):
+        return  # as recorded (no row: no gates)
+    if current is None:
+        conn.execute(insert(controller_review).values(controller_id=content.controller, **wanted))
+    else:
+        conn.execute(update(controller_review).where(key).values(**wanted))
+    vault.audit.append(conn, at=at, actor=actor, action="controller.review", controller_id=content.controller,
+                       details=wanted)

@@ -7,6 +7,7 @@ read without a key: controller, category, purpose, source, dates, lifecycle, opa
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -146,7 +147,9 @@ request_lease = Table(
 )
 
 # A request is open until it is completed or refused; while open, the person's data is kept.
-OPEN_STATUSES = ("received", "in_progress", "paused")
+# awaiting_id: the controller checks the requester's identity first, and the clock waits (Art. 12A);
+# awaiting_review: the package is made and kept out of the outbox until a person releases it.
+OPEN_STATUSES = ("received", "awaiting_id", "in_progress", "awaiting_review", "paused")
 CLOSED_STATUSES = ("completed", "refused")
 
 rights_request = Table(
@@ -156,7 +159,7 @@ rights_request = Table(
     Column("subject_id", ID, index=True),  # null until found, and for a person the vault does not hold
     # access, rectify, erase, restrict, object
     Column("kind", String(16), nullable=False),
-    # received, in_progress, paused, completed, refused
+    # one of OPEN_STATUSES or CLOSED_STATUSES
     Column("status", String(16), nullable=False),
     Column("reference", String(64)),  # the controller's own reference: importing twice adds nothing
     Column("received_on", Date, nullable=False),
@@ -194,6 +197,48 @@ case_reference = Table(
     "case_reference", vault_metadata,
     Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
     Column("reference", String(24), nullable=False, unique=True),
+)
+
+# Why a request's clock is stopped (Art. 12A: waiting for the requester's identity, a clarification or
+# a fee), while it is: the row goes when the clock restarts, the history stays in the audit log.
+request_pause = Table(
+    "request_pause", vault_metadata,
+    Column("request_id", ForeignKey("rights_request.id"), primary_key=True),
+    Column("reason", String(16), nullable=False),  # identity, clarification, fee
+)
+
+# Complaints about the handling of personal data (DUAA 2025, in force 19 June 2026): acknowledged within
+# 30 days of receipt, answered without undue delay, the outcome told. About one request or on their own.
+# The reference is the controller's case prefix, the year, C and a number: OAK-2026-C0003.
+complaint = Table(
+    "complaint", vault_metadata,
+    Column("id", ID, primary_key=True),
+    Column("reference", String(24), nullable=False, unique=True),
+    Column("controller_id", ForeignKey("controller.id"), nullable=False),
+    Column("request_id", ForeignKey("rights_request.id")),
+    Column("received_on", Date, nullable=False),
+    Column("acknowledge_by", Date, nullable=False),
+    Column("acknowledged_on", Date),
+    Column("closed_on", Date),
+    Column("outcome", String(16)),  # upheld, partly_upheld, not_upheld, withdrawn
+)
+
+complaint_counter = Table(
+    "complaint_counter", vault_metadata,
+    Column("prefix", String(8), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("last_number", Integer, nullable=False),
+)
+
+# Where a controller wants a person to decide before the irreversible, as its instruction file says:
+# the requester's identity checked before work starts, an access package reviewed before delivery, an
+# erasure confirmed before anything is erased.
+controller_review = Table(
+    "controller_review", vault_metadata,
+    Column("controller_id", ForeignKey("controller.id"), primary_key=True),
+    Column("identity", Boolean, nullable=False),
+    Column("package", Boolean, nullable=False),
+    Column("erasure", Boolean, nullable=False),
 )
 
 # What a controller's instruction file says besides its instructions, for what people read: its

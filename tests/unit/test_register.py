@@ -81,7 +81,7 @@ def test_a_pause_moves_the_due_date_and_an_extension_needs_notice_before_the_dea
     assert get_request(regions, request).clock_start == date(2026, 6, 3)
     assert get_request(regions, request).due_on == date(2026, 7, 3)
     start_request(regions, request, subject_id=None, actor="test", at=AT)
-    pause_request(regions, request, on=date(2026, 6, 10), actor="test", at=AT)
+    pause_request(regions, request, on=date(2026, 6, 10), reason="clarification", actor="test", at=AT)
     resumed = resume_request(regions, request, on=date(2026, 6, 15), actor="test", at=AT)
     assert (resumed.paused_days, resumed.due_on, resumed.status) == (5, date(2026, 7, 8), "in_progress")
     with pytest.raises(InvalidInput, match="comes after the first deadline 2026-07-08"):

@@ -86,7 +86,7 @@ def test_every_open_request_received_before_the_day_is_worked_but_paused_ones_wa
     old = register_request(vault, controller_id="acme", kind="access", received_on=date(2026, 10, 15),
                            identities={"email": ["old@example.com"]}, actor="test", at=AT)
     start_request(vault, requests[0], subject_id=None, actor="test", at=AT)  # in progress: a run failed
-    pause_request(vault, requests[1], on=date(2026, 11, 20), actor="test", at=AT)
+    pause_request(vault, requests[1], on=date(2026, 11, 20), reason="fee", actor="test", at=AT)
     assert requests_to_work(vault, received_before=date(2026, 11, 4)) == [old, requests[0]]
     assert requests_to_work(vault, received_before=date(2026, 11, 24)) == [old, requests[0], requests[2]]
     assert requests_to_work(vault, received_before=date(2026, 11, 24), kind="erase") == []
