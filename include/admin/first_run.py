@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, required=True, help="the airflow standalone process")
     parser.add_argument("--log", type=Path, required=True, help="where its output goes")
     parser.add_argument("--passwords", type=Path, required=True, help="Airflow's generated passwords file")
-    parser.add_argument("--url", default="http://localhost:8080")
+    parser.add_argument("--url", default=f"http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}",
+                        help="Airflow's address (default: the port of AIRFLOW__API__PORT, else 8080)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for Airflow to answer")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.timeout
