@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, insert, select, update
 
 from include.common.errors import InvalidInput, UnknownRecord
-from include.requests.register import case_prefix, find_request, next_number
+from include.requests.register import case_prefix, find_request, next_number, prepare_counter
 from include.vault.schema import complaint, complaint_counter, controller
 from include.vault.store import Vault, new_id
 
@@ -62,9 +62,11 @@ def register_complaint(vault: Vault, *, controller_id: str, received_on: date, a
     about = find_request(vault, request_id) if request_id else None
     if about is not None and about.controller_id != controller_id:
         raise InvalidInput(f"request {about.case_reference or about.id} is not one of controller '{controller_id}'")
-    with vault.engine.begin() as conn:
+    with vault.engine.connect() as conn:
         if conn.execute(select(controller.c.id).where(controller.c.id == controller_id)).first() is None:
             raise UnknownRecord(f"controller '{controller_id}' is not registered in the vault")
+    prepare_counter(vault, complaint_counter, controller_id, received_on.year)
+    with vault.engine.begin() as conn:
         prefix = case_prefix(conn, controller_id)
         reference = f"{prefix}-{received_on.year}-C{next_number(conn, complaint_counter, prefix, received_on.year):04d}"
         complaint_id = new_id()

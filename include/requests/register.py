@@ -115,19 +115,27 @@ def case_prefix(conn: Connection, controller_id: str) -> str:
         controller_detail.c.controller_id == controller_id)).scalar() or default_case_prefix(controller_id)
 
 
+def prepare_counter(vault: Vault, counter: Table, controller_id: str, year: int) -> None:
+    """Make sure the counter row of the controller's prefix and the year exists, in a transaction of
+    its own before the one that takes a number: taking it then locks one existing row. (Locking a row
+    that is not there yet locks a gap on MariaDB, and two registrations inserting into it deadlock.)"""
+    with vault.engine.connect() as conn:
+        prefix = case_prefix(conn, controller_id)
+        if conn.execute(select(counter.c.prefix).where(counter.c.prefix == prefix, counter.c.year == year)).first():
+            return
+    try:
+        with vault.engine.begin() as conn:
+            conn.execute(insert(counter).values(prefix=prefix, year=year, last_number=0))
+    except IntegrityError:
+        pass  # a registration beside this one made it first
+
+
 def next_number(conn: Connection, counter: Table, prefix: str, year: int) -> int:
-    """The next number of the prefix and year in a counter table (case_counter, complaint_counter), in the
-    caller's transaction, taken under a row lock: two callers never take the same number."""
+    """The next number of the prefix and year in a counter table (case_counter, complaint_counter) whose
+    row prepare_counter made, in the caller's transaction, under a row lock: two callers never take
+    the same number."""
     key = (counter.c.prefix == prefix) & (counter.c.year == year)
-    locked = select(counter.c.last_number).where(key).with_for_update()
-    last = conn.execute(locked).scalar()
-    if last is None:  # the prefix's first of the year
-        try:
-            with conn.begin_nested():  # a savepoint: a caller beside this one may insert the row first
-                conn.execute(insert(counter).values(prefix=prefix, year=year, last_number=0))
-        except IntegrityError:
-            pass  # it did, and committed: its row is locked below like any other
-        last = conn.execute(locked).scalar_one()
+    last = conn.execute(select(counter.c.last_number).where(key).with_for_update()).scalar_one()
     conn.execute(update(counter).where(key).values(last_number=last + 1))
     return last + 1
 
@@ -145,6 +153,7 @@ def with_case_reference(vault: Vault, request: Request, *, actor: str, at: datet
     references existed (idempotent: two callers at once get the same one)."""
     if request.case_reference is not None:
         return request
+    prepare_counter(vault, case_counter, request.controller_id, request.received_on.year)
     with vault.engine.begin() as conn:
         # The request's row locked first: a second caller waits here, then finds the reference made.
         conn.execute(select(rights_request.c.id).where(rights_request.c.id == request.id).with_for_update()).one()
@@ -197,6 +206,7 @@ def register_request(vault: Vault, *, controller_id: str, kind: str, received_on
     found = _subjects_by_identities(vault, controller_id, given)
     if subject_id is None and len(found) == 1:
         subject_id = found[0]
+    prepare_counter(vault, case_counter, controller_id, received_on.year)
     with vault.engine.begin() as conn:
         if reference is not None and (existing := conn.execute(select(rights_request.c.id).where(
                 rights_request.c.controller_id == controller_id,

@@ -113,3 +113,29 @@ def test_a_killed_purge_leaves_its_keys_for_the_next_run(racing_vaults, backend,
     with vault.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(key_to_destroy)).scalar() == 0
     assert enquiry not in {r for r in vault.find_records(CONTROLLER, "email", "gone@example.org")}
+
+
+def test_registrations_racing_for_case_and_complaint_numbers_never_share_one(racing_vaults, backend):
+    """Two registrations at once, from two connections, over and over (the first of a year, where the
+    counter row does not exist yet, among them): every request and complaint gets its own number, and
+    the numbers run on without a gap."""
+    from include.requests.complaints import complaints, register_complaint
+    from include.requests.register import register_request
+
+    first, second = racing_vaults
+    iterations = ITERATIONS // 4
+    for i in range(iterations):
+        received = (NOW - timedelta(days=400 * (i % 2))).date()  # two years: each year's first is raced too
+        race(*(lambda v=v: register_request(v, controller_id=CONTROLLER, kind="access", received_on=received,
+                                             identities={"email": [f"racer-{i}@example.org"]}, actor="test", at=NOW)
+               for v in (first, second)),
+             *(lambda v=v: register_complaint(v, controller_id=CONTROLLER, received_on=received, actor="test", at=NOW)
+               for v in (first, second)))
+    from include.requests.caseload import caseload
+
+    for year in (NOW.year, NOW.year - 1):
+        cases = sorted(line.case_reference for line in caseload(first, today=NOW.date())
+                       if line.received_on.year == year)
+        assert cases == [f"RACE-{year}-{n:04d}" for n in range(1, iterations + 1)]
+        lodged = sorted(c.reference for c in complaints(first, today=NOW.date()) if c.received_on.year == year)
+        assert lodged == [f"RACE-{year}-C{n:04d}" for n in range(1, iterations + 1)]
