@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from gdpr.defaults import controller_param, dag_defaults, email_param, intervals, registered_recipients
+from gdpr.defaults import (
+    choice_param,
+    controller_param,
+    dag_defaults,
+    email_param,
+    intervals,
+    registered_recipients,
+)
 from gdpr.operators.audit import VerifyAuditLogOperator
 from gdpr.operators.disclosures import IngestDisclosuresOperator, RecordDisclosureOperator
 
@@ -33,7 +40,8 @@ with DAG("third_party_disclosures", schedule=intervals("30 0 * * *"),
          **dag_defaults(__doc__, DESCRIPTION, "disclosures"), params={
     "controller": controller_param("Whose data is disclosed."),
     "email": email_param(),
-    "recipient": Param(None, type=["null", "string"], enum=[None, *registered_recipients()], title="Recipient"),
+    "recipient": choice_param(registered_recipients(), title="Recipient", when_empty="(none)",
+                              description="Who the data was disclosed to, from the register of recipients."),
     "categories": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}$"},
                         title="Data categories disclosed", description="One per line, e.g. client, invoice."),
     "legal_basis": Param("legal_obligation", type="string", title="Legal basis (Art. 6(1))",

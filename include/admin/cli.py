@@ -1,9 +1,10 @@
 """gdpr-admin: what is not a workflow. Keyring, vault set-up, audit verification, demo data,
-recording an enquiry's outcome, legal holds, importing requests, opening access packages, the
-controllers' mailing lists.
+recording an enquiry's outcome, legal holds, the caseload of requests and complaints, opening access
+packages, the controllers' mailing lists.
 
 Reads GDPR_VAULT_URL, GDPR_KEYSTORE_URL and GDPR_KEYRING_PATH (see include/common/settings.py). Prints
-opaque ids and counts, never personal data. Exit status: 0 done, 1 refused or failed (the message
+case references, opaque ids and counts, never personal data but a request's identities when a person
+asks for them (`request show --identities`). Exit status: 0 done, 1 refused or failed (the message
 says why), 2 bad usage.
 """
 
@@ -13,6 +14,7 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from include.admin.airflow_api import ENQUIRY_OUTCOMES_URI, AirflowApi, AirflowU
 from include.common.clock import utcnow
 from include.common.errors import GdprError, InvalidInput, StoreUnavailable
 from include.common.files import write_atomically
+from include.common.reports import plural, uk_date
 from include.common.settings import VaultSettings, WorkflowSettings
 from include.common.urls import display_url
 from include.crypto.keyring import create_keyring, load_keyring
@@ -34,8 +37,33 @@ from include.duties.disclosures import verify_audit_log
 from include.duties.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.duties.marketing import export_mailing_list, subscribe
 from include.policies.instructions import load_instruction_dir, load_instruction_dir_each
+from include.requests.caseload import STATUS_LABELS, CaseLine, caseload, timeline
+from include.requests.complaints import OUTCOMES as COMPLAINT_OUTCOMES
+from include.requests.complaints import (
+    Complaint,
+    acknowledge_complaint,
+    close_complaint,
+    complaints,
+    register_complaint,
+)
+from include.requests.deadlines import MAX_EXTENSION_MONTHS
+from include.requests.decisions import extend, refuse, release
 from include.requests.importer import import_requests
-from include.requests.register import get_request, possible_matches, requests_received
+from include.requests.kinds import KINDS
+from include.requests.pipeline import RequestSettings
+from include.requests.register import (
+    PAUSE_REASONS,
+    REFUSAL_REASONS,
+    Request,
+    close_request,
+    find_request,
+    get_request,
+    pause_request,
+    possible_matches,
+    request_identities,
+    resume_request,
+    verify_identity,
+)
 from include.stores.connections import url_from_environment
 from include.stores.logs import LogStore
 from include.stores.sql import SqlStore
@@ -43,7 +71,7 @@ from include.stores.sql_checks import check_store, searches
 from include.vault.holds import lift_hold, place_hold
 from include.vault.instructions import SyncResult, record_instructions
 from include.vault.rotation import rotate_kek
-from include.vault.schema import record
+from include.vault.schema import CLOSED_STATUSES, record
 from include.vault.store import Vault
 
 
@@ -161,25 +189,247 @@ def cmd_request_import(args) -> int:
     return 0
 
 
+def _today() -> date:
+    return utcnow().date()
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date such as 2026-11-24") from None
+
+
+def _request_settings() -> RequestSettings:
+    return RequestSettings.of(WorkflowSettings())
+
+
+def _case(request: Request) -> str:
+    """How staff name a request: its case reference (its id for one registered before they existed)."""
+    return request.case_reference or request.id
+
+
+def _print_table(headings: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(headings, *rows, strict=True)]
+    for cells in (headings, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
+
+
+def _days_left(days: int | None) -> str:
+    return "-" if days is None else str(days)
+
+
+CASELOAD_HEADINGS = ("Case", "Controller", "Kind", "Status", "Received", "Due", "Days left", "")
+
+
+def _case_row(line: CaseLine) -> list[str]:
+    late = "OVERDUE" if line.overdue else "answered late" if line.on_time is False else ""
+    return [line.case_reference or line.request_id, line.controller_id, line.kind, line.status_label,
+            uk_date(line.received_on), uk_date(line.due_on), _days_left(line.days_left), late]
+
+
 def cmd_request_list(args) -> int:
     with _open() as vault:
-        ids = requests_received(vault, date.min, date.max, kind=args.kind, open_only=args.open)
-        for request in (get_request(vault, request_id) for request_id in ids):
-            if args.controller and request.controller_id != args.controller:
-                continue
-            print(f"{request.id}  {request.controller_id:<18} {request.kind:<8} {request.status:<11} "
-                  f"received {request.received_on}  due {request.due_on}  {request.reference or ''}")
+        lines = caseload(vault, today=_today(), controller_id=args.controller, status=args.status, kind=args.kind,
+                         open_only=args.open)
+    _print_table(CASELOAD_HEADINGS, [_case_row(line) for line in lines])
+    print(f"{plural(len(lines), 'request')}, {sum(line.overdue for line in lines)} overdue", file=sys.stderr)
+    return 0
+
+
+def _due(line: CaseLine) -> str:
+    if line.closed_on:
+        return (f"{uk_date(line.due_on)}; closed {uk_date(line.closed_on)}"
+                + {True: ", on time", False: ", late", None: ""}[line.on_time])
+    assert line.days_left is not None  # an open request's
+    if line.overdue:
+        return f"{uk_date(line.due_on)}: OVERDUE by {plural(-line.days_left, 'day')}"
+    return f"{uk_date(line.due_on)}: {plural(line.days_left, 'day')} left"
+
+
+def _facts(request: Request, line: CaseLine, matches: int) -> list[tuple[str, str]]:
+    facts = [("Controller", request.controller_id), ("Kind", request.kind), ("Status", line.status_label),
+             ("Received", uk_date(request.received_on)), ("Clock started", uk_date(request.clock_start)),
+             ("Due", _due(line))]
+    if request.extension_months:
+        facts.append(("Extended by", plural(request.extension_months, "month")))
+    if request.paused_days:
+        facts.append(("Clock stopped for", plural(request.paused_days, "day")))
+    if request.refusal_reason:
+        facts.append(("Refused because", REFUSAL_REASONS.get(request.refusal_reason, request.refusal_reason)))
+    if request.reference:
+        facts.append(("Controller's reference", request.reference))
+    facts.append(("Possible matches", f"{matches}" + (f" (gdpr-admin request matches {_case(request)})"
+                                                      if matches else "")))
+    return facts
+
+
+def _detail(value: object) -> str:
+    """An audit detail as staff read it: lists joined, ISO dates as a UK reader writes them."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return uk_date(date.fromisoformat(value))
+        except ValueError:
+            pass
+    return str(value)
+
+
+def _event(event: dict) -> str:
+    details = "; ".join(f"{key.replace('_', ' ')} {_detail(value)}" for key, value in event["details"].items()
+                        if key not in ("request", "case"))
+    return (f"{uk_date(event['at'])} {event['at']:%H:%M}  {event['actor']}  {event['action']}"
+            + (f"  ({details})" if details else ""))
+
+
+def cmd_request_show(args) -> int:
+    """A request's facts and timeline; its identities, personal data, only when asked for."""
+    with _open() as vault:
+        request = find_request(vault, args.case)
+        [line] = [line for line in caseload(vault, today=_today(), controller_id=request.controller_id)
+                  if line.request_id == request.id]
+        facts = _facts(request, line, len(possible_matches(vault, request.id)))
+        print(f"Case {_case(request)} (request {request.id})")
+        width = max(len(name) for name, _ in facts) + 1
+        for name, value in facts:
+            print(f"  {name + ':':<{width}} {value}")
+        print("Timeline")
+        for event in timeline(vault, request.id):
+            print(f"  {_event(event)}")
+        if args.identities:
+            print("Identities (personal data: keep it out of tickets, emails and notes)")
+            for kind, value in request_identities(vault, request.id):
+                print(f"  {kind:<16} {value}")
+    return 0
+
+
+def cmd_request_verify(args) -> int:
+    on = args.on or _today()
+    with _open() as vault:
+        request = verify_identity(vault, find_request(vault, args.case).id, on=on, actor=_actor(), at=utcnow())
+    print(f"{_case(request)}: identity verified on {uk_date(on)}; the clock runs, "
+          f"due {uk_date(request.due_on)}")
+    return 0
+
+
+def cmd_request_pause(args) -> int:
+    on = args.on or _today()
+    with _open() as vault:
+        request = pause_request(vault, find_request(vault, args.case).id, on=on, reason=args.reason, actor=_actor(),
+                                at=utcnow())
+    print(f"{_case(request)}: clock stopped on {uk_date(on)} (waiting for: {args.reason}); the due date moves on "
+          "each day until `gdpr-admin request resume`")
+    return 0
+
+
+def cmd_request_resume(args) -> int:
+    on = args.on or _today()
+    with _open() as vault:
+        request = resume_request(vault, find_request(vault, args.case).id, on=on, actor=_actor(), at=utcnow())
+    print(f"{_case(request)}: clock restarted on {uk_date(on)} after {plural(request.paused_days, 'day')} "
+          f"stopped in all; due {uk_date(request.due_on)}")
+    return 0
+
+
+def cmd_request_extend(args) -> int:
+    with _open() as vault:
+        request = find_request(vault, args.case)
+        letter = extend(vault, request.id, _request_settings(), months=args.months, reason=args.reason,
+                        notified_on=args.told_on, actor=_actor(), at=utcnow())
+        extended = get_request(vault, request.id)
+    print(f"{_case(extended)}: extended by {plural(args.months, 'month')}, due {uk_date(extended.due_on)}")
+    print(f"extension letter: {letter}")
+    return 0
+
+
+def cmd_request_refuse(args) -> int:
+    with _open() as vault:
+        request = find_request(vault, args.case)
+        letter = refuse(vault, request.id, _request_settings(), reason=args.reason, actor=_actor(), at=utcnow())
+    print(f"{_case(request)}: refused, because {REFUSAL_REASONS[args.reason]}")
+    print(f"refusal letter: {letter}")
+    return 0
+
+
+def cmd_request_release(args) -> int:
+    with _open() as vault:
+        request = find_request(vault, args.case)
+        delivered = release(vault, request.id, _request_settings(), actor=_actor(), at=utcnow())
+    print(f"{_case(request)}: reviewed and released; completed")
+    print(f"package: {delivered}")
+    return 0
+
+
+def cmd_request_close(args) -> int:
+    with _open() as vault:
+        request = find_request(vault, args.case)
+        if not request.is_open:
+            print(f"{_case(request)}: already {STATUS_LABELS[request.status]}; nothing changed")
+            return 0
+        close_request(vault, request.id, status=args.status, actor=_actor(), at=utcnow())
+    print(f"{_case(request)}: closed as {STATUS_LABELS[args.status]}, without a letter")
     return 0
 
 
 def cmd_request_matches(args) -> int:
     with _open() as vault:
-        get_request(vault, args.request_id)  # UnknownRecord for an id that is not a request
-        matches = possible_matches(vault, args.request_id)
+        request = find_request(vault, args.case)  # UnknownRecord for what is not a request
+        matches = possible_matches(vault, request.id)
     for match in matches:
         print(f"{match['store']:<16} {match['table_name']:<28} {match['row_key']:<12} {match['reason']}")
-    print(f"{len(matches)} possible match(es) held back for request {args.request_id}: nothing was packaged or "
+    print(f"{len(matches)} possible match(es) held back for {_case(request)}: nothing was packaged or "
           "changed for them; a person decides", file=sys.stderr)
+    return 0
+
+
+def _complaint_status(item: Complaint) -> str:
+    if item.closed_on:
+        return f"closed {uk_date(item.closed_on)}, {COMPLAINT_OUTCOMES.get(item.outcome or '', item.outcome)}"
+    if item.acknowledged_on:
+        return f"acknowledged {uk_date(item.acknowledged_on)}"
+    return "to acknowledge"
+
+
+COMPLAINT_HEADINGS = ("Complaint", "Controller", "Case", "Received", "Acknowledge by", "Status", "Days left", "")
+
+
+def cmd_complaint_list(args) -> int:
+    with _open() as vault:
+        found = complaints(vault, today=_today(), controller_id=args.controller, open_only=args.open)
+        cases = {item.request_id: _case(get_request(vault, item.request_id))
+                 for item in found if item.request_id}
+    _print_table(COMPLAINT_HEADINGS, [
+        [item.reference, item.controller_id, cases[item.request_id] if item.request_id else "-",
+         uk_date(item.received_on), uk_date(item.acknowledge_by), _complaint_status(item),
+         _days_left(item.days_left), "OVERDUE" if item.overdue else ""] for item in found])
+    waiting = sum(item.days_left is not None for item in found)
+    print(f"{plural(len(found), 'complaint')}, {waiting} to acknowledge, {sum(item.overdue for item in found)} overdue",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_complaint_add(args) -> int:
+    with _open() as vault:
+        item = register_complaint(vault, controller_id=args.controller, received_on=args.received_on or _today(),
+                                  request_id=args.request, actor=_actor(), at=utcnow())
+    print(f"complaint {item.reference} registered: acknowledge it by {uk_date(item.acknowledge_by)}")
+    return 0
+
+
+def cmd_complaint_acknowledge(args) -> int:
+    on = args.on or _today()
+    with _open() as vault:
+        item = acknowledge_complaint(vault, args.reference, on=on, actor=_actor(), at=utcnow())
+    print(f"complaint {item.reference} acknowledged on {uk_date(on)}")
+    return 0
+
+
+def cmd_complaint_close(args) -> int:
+    on = args.on or _today()
+    with _open() as vault:
+        item = close_complaint(vault, args.reference, on=on, outcome=args.outcome, actor=_actor(), at=utcnow())
+    print(f"complaint {item.reference} closed on {uk_date(on)}: {COMPLAINT_OUTCOMES[args.outcome]}")
     return 0
 
 
@@ -423,13 +673,10 @@ def build_parser() -> argparse.ArgumentParser:
     imported = command(rcmds, "import", cmd_request_import,
                        "register requests from a CSV file with their received dates (idempotent)")
     imported.add_argument("file", type=Path)
-    listed = command(rcmds, "list", cmd_request_list, "requests with their status and due dates")
-    listed.add_argument("--controller")
-    listed.add_argument("--kind", default="access")
-    listed.add_argument("--open", action="store_true", help="only requests still open")
-    matches = command(rcmds, "matches", cmd_request_matches,
-                      "rows a request's search held back for a person to decide, and why")
-    matches.add_argument("request_id")
+    _request_commands(rcmds, command)
+
+    complaint = groups.add_parser("complaint", help="complaints about the handling of personal data")
+    _complaint_commands(complaint.add_subparsers(dest="command", required=True), command)
 
     package = groups.add_parser("package", help="sealed access packages")
     pcmds = package.add_subparsers(dest="command", required=True)
@@ -506,6 +753,64 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--controller", required=True)
     export.add_argument("--outbox", type=Path, help="default: GDPR_OUTBOX_DIR")
     return parser
+
+
+def _request_commands(rcmds, command) -> None:
+    listed = command(rcmds, "list", cmd_request_list,
+                     "the caseload: every request with its status, due date and days left, overdue ones flagged")
+    listed.add_argument("--controller")
+    listed.add_argument("--kind", choices=KINDS)
+    listed.add_argument("--status", choices=STATUS_LABELS)
+    listed.add_argument("--open", action="store_true", help="only requests still open")
+    show = command(rcmds, "show", cmd_request_show, "a request's facts, its timeline and its possible matches")
+    show.add_argument("case", metavar="CASE", help="its case reference (OAK-2026-0007) or request id")
+    show.add_argument("--identities", action="store_true",
+                      help="also print the identities the request was made with (personal data)")
+    matches = command(rcmds, "matches", cmd_request_matches,
+                      "rows a request's search held back for a person to decide, and why")
+    matches.add_argument("case", metavar="CASE", help="its case reference or request id")
+
+    def action(name, func, help_):
+        sub = command(rcmds, name, func, help_)
+        sub.add_argument("case", metavar="CASE", help="its case reference (OAK-2026-0007) or request id")
+        return sub
+
+    verify = action("verify", cmd_request_verify, "the requester's identity is verified: the clock starts")
+    verify.add_argument("--on", type=_day, help="the day the evidence arrived (default: today)")
+    pause = action("pause", cmd_request_pause, "stop the clock while waiting for the requester (Art. 12A)")
+    pause.add_argument("--reason", required=True, choices=PAUSE_REASONS, help="what the clock waits for")
+    pause.add_argument("--on", type=_day, help="the day it was asked for (default: today)")
+    resume = action("resume", cmd_request_resume, "restart the clock: the due date moves on by the days stopped")
+    resume.add_argument("--on", type=_day, help="the day what was asked for arrived (default: today)")
+    extended = action("extend", cmd_request_extend,
+                      "extend by up to two months, told before the first deadline; writes the extension letter")
+    extended.add_argument("--months", required=True, type=int, choices=range(1, MAX_EXTENSION_MONTHS + 1))
+    extended.add_argument("--reason", required=True,
+                          help="why more time is needed, as the letter gives it (no personal data)")
+    extended.add_argument("--told-on", required=True, type=_day, help="the day the requester was told")
+    refused = action("refuse", cmd_request_refuse,
+                     "refuse, with its reason; writes the refusal letter (a package held for review is destroyed)")
+    refused.add_argument("--reason", required=True, choices=REFUSAL_REASONS)
+    action("release", cmd_request_release, "a package held for review is approved: into the outbox, request completed")
+    close = action("close", cmd_request_close, "close an open request as completed or refused, without a letter")
+    close.add_argument("--status", required=True, choices=CLOSED_STATUSES)
+
+
+def _complaint_commands(ccmds, command) -> None:
+    add = command(ccmds, "add", cmd_complaint_add, "register a complaint: it is to be acknowledged within 30 days")
+    add.add_argument("--controller", required=True)
+    add.add_argument("--request", metavar="CASE", help="the request it is about, if any")
+    add.add_argument("--received-on", type=_day, help="default: today")
+    listed = command(ccmds, "list", cmd_complaint_list, "complaints, with the days left to acknowledge them")
+    listed.add_argument("--controller")
+    listed.add_argument("--open", action="store_true", help="only complaints not yet closed")
+    acknowledge = command(ccmds, "acknowledge", cmd_complaint_acknowledge, "the complaint was acknowledged")
+    acknowledge.add_argument("reference", metavar="REFERENCE", help="its reference (OAK-2026-C0001) or id")
+    acknowledge.add_argument("--on", type=_day, help="default: today")
+    close = command(ccmds, "close", cmd_complaint_close, "the complaint was answered, with its outcome")
+    close.add_argument("reference", metavar="REFERENCE", help="its reference (OAK-2026-C0001) or id")
+    close.add_argument("--outcome", required=True, choices=COMPLAINT_OUTCOMES)
+    close.add_argument("--on", type=_day, help="default: today")
 
 
 TRY_AGAIN = 75  # sysexits' EX_TEMPFAIL: a scheduler or script may run the command again later

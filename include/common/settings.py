@@ -90,6 +90,9 @@ class WorkflowSettings(BaseSettings):
                                   description="The register of recipients (YAML).")
     disclosures_inbox: Path = Field(default=DEFAULT_VAR_DIR / "disclosures" / "inbox",
                                     description="Where other systems drop CSV files of routine disclosures.")
+    privacy_mailbox: str | None = Field(
+        default=None, description="The agency's privacy mailbox: the daily privacy digest of every controller goes "
+                                  "there (and sends from it when the SMTP connection names no sender).")
     request_accountability_months: int = Field(
         default=12, ge=1, le=120,
         description="Months after a request closes until its key, and with it the identities it was made "

@@ -50,9 +50,9 @@ class Access(Procedure):
         """Build, seal and deliver the package; complete the request."""
         vault, settings = case.vault, case.settings
         request = with_case_reference(vault, case.request, actor=case.actor, at=case.at)
-        if not request.is_open:
+        if not request.is_open or request.status == "awaiting_review":  # made by an earlier run
             return {"request_id": request.id, "case_reference": request.case_reference, "package": request.package,
-                    "records": None}
+                    "records": None, "held_for_review": request.status == "awaiting_review"}
         results = searched(case, case.stores.ids())
         identities = case.identities()
         with vault.engine.connect() as conn:

@@ -29,8 +29,10 @@ from typing import Any, ClassVar
 from include.common.errors import InvalidInput, Restricted, UnknownRecord
 from include.common.files import write_atomically
 from include.common.paths import DEFAULT_RECIPIENTS_FILE
+from include.common.settings import WorkflowSettings
 from include.requests.gather import LOG_STORES, Stores, first_identities
 from include.requests.register import (
+    WORKABLE_STATUSES,
     Request,
     get_request,
     refuse_request,
@@ -49,6 +51,11 @@ class RequestSettings:
     work_dir: Path
     outbox_dir: Path
     recipients_file: Path = DEFAULT_RECIPIENTS_FILE
+
+    @classmethod
+    def of(cls, workflow: WorkflowSettings) -> RequestSettings:
+        """The workflows' settings as the request steps need them."""
+        return cls(work_dir=workflow.work_dir, outbox_dir=workflow.outbox_dir, recipients_file=workflow.recipients_file)
 
 
 def held_dir(settings: RequestSettings) -> Path:
@@ -164,8 +171,10 @@ def plan(vault: Vault, stores_of: StoresOf, request_ids: Sequence[str], settings
     pairs = []
     for request_id in request_ids:
         request = get_request(vault, request_id)
-        if not request.is_open:
-            continue  # finished by an earlier run: a re-run changes nothing
+        if request.status not in WORKABLE_STATUSES:
+            # Finished by an earlier run (a re-run changes nothing), or waiting for a person: the
+            # requester's identity, a paused clock, a package's review.
+            continue
         procedure = procedure_for(request)
         case = Case.open(vault, stores_of(request.controller_id), request_id, settings, actor=actor, at=at)
         saved = case.work.load("identities", at)

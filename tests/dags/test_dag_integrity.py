@@ -12,7 +12,8 @@ from tests.conftest import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
 EXPECTED = {"enquiry_purge", "accounting_retention", "server_log_retention", "dsar_fulfilment", "subject_rights",
-            "third_party_disclosures", "processor_records", "airflow_metadata_hygiene", "kek_rotation"}
+            "third_party_disclosures", "processor_records", "airflow_metadata_hygiene", "kek_rotation",
+            "privacy_digest"}
 
 
 def test_no_import_errors(dagbag):

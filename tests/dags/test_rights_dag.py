@@ -135,7 +135,8 @@ def test_a_form_missing_what_the_right_needs_fails_at_once_with_the_reason(dagba
     # Failed, not up for retry: a retry would get the same answer.
     assert task_states(run.run_id)[("register_request", -1)] == "failed"
     printed = capfd.readouterr()
-    assert "a rectification needs the field to correct and its corrected value" in printed.out + printed.err
+    assert ("the right 'Rectification' needs 'Corrected value' (section 'Only for a rectification'), which the "
+            "form left empty") in printed.out + printed.err
     assert requests_of(shop_world) == {}
 
 
