@@ -186,3 +186,21 @@ def test_a_second_run_for_the_day_tells_no_one_twice_that_a_response_is_ready(da
     notices = [mail for mail in mail_server.received if mail.message["Subject"].startswith("Ready in the outbox")]
     assert len(notices) == 1 and cases["canary_done"] in notices[0].text
     assert xcom_value(again.run_id, "privacy_digest", "mail_ready_notices")["cases"] == []
+
+
+@pytest.mark.airflow
+def test_without_a_mail_server_the_mails_are_written_to_the_reports_folder(dagbag, caseload, monkeypatch,
+                                                                          tmp_path):
+    """One machine with no mail server (`make run`): the run is green and each mail is a file to open."""
+    cases, _, _ = caseload
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
+    monkeypatch.setenv("GDPR_REPORTS_DIR", str(tmp_path / "reports"))
+    run = dagbag.get_dag("privacy_digest").test(logical_date=RUN_DAY)
+    assert run.state == "success", task_states(run.run_id)
+    written = sorted((tmp_path / "reports" / "mail").glob("*.eml"))
+    assert len(written) == 4  # three digests and the notice
+    mails = [message_from_bytes(path.read_bytes(), policy=policy.default) for path in written]
+    assert sorted(mail["To"] for mail in mails) == sorted(
+        ["dpo@glencoe-outdoor.example", AGENCY, "privacy@fenland-cycles.example", "privacy@fenland-cycles.example"])
+    assert any(cases["urgent"] in mail.get_body(("plain",)).get_content() for mail in mails)
+    assert not any(value in path.read_text(errors="replace") for path in written for value in CANARY.values())
