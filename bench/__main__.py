@@ -13,22 +13,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import dsar, field_crypto, ingest, lookup, retention
+from bench import dsar, field_crypto, ingest, lookup, retention, throughput
 from bench.common import heading, machine_lines, out, peak_rss_mib, verdict
 
 FULL = {"records": 1_000_000, "sqlite_records": 100_000, "pg_records": 50_000, "lookups": 200,
         "repeat": 5, "chunk": 10_000, "breakdown_records": 10_000, "retention_records": 1_000_000,
         "log_mb": 200, "delete_batch": 5000, "dsar_records": 1_000_000, "dsar_customers": 100_000,
-        "dsar_log_mb": 1024}
+        "dsar_log_mb": 1024, "celery_requests": 50}
 QUICK = {"records": 20_000, "sqlite_records": 10_000, "pg_records": 5_000, "lookups": 50,
          "repeat": 3, "chunk": 5_000, "breakdown_records": 5_000, "retention_records": 20_000,
-         "log_mb": 20, "delete_batch": 5000, "dsar_records": 20_000, "dsar_customers": 5_000, "dsar_log_mb": 50}
+         "log_mb": 20, "delete_batch": 5000, "dsar_records": 20_000, "dsar_customers": 5_000, "dsar_log_mb": 50,
+         "celery_requests": 20}
 ENV = {"records": "BENCH_RECORDS", "sqlite_records": "BENCH_SQLITE_RECORDS",
        "pg_records": "BENCH_PG_RECORDS", "lookups": "BENCH_LOOKUPS", "repeat": "BENCH_REPEAT",
        "chunk": "BENCH_CHUNK", "breakdown_records": "BENCH_BREAKDOWN_RECORDS",
        "retention_records": "BENCH_RETENTION_RECORDS", "log_mb": "BENCH_LOG_MB",
        "delete_batch": "BENCH_DELETE_BATCH", "dsar_records": "BENCH_DSAR_RECORDS",
-       "dsar_customers": "BENCH_DSAR_CUSTOMERS", "dsar_log_mb": "BENCH_DSAR_LOG_MB"}
+       "dsar_customers": "BENCH_DSAR_CUSTOMERS", "dsar_log_mb": "BENCH_DSAR_LOG_MB",
+       "celery_requests": "BENCH_CELERY_REQUESTS"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +81,14 @@ def _parser() -> argparse.ArgumentParser:
                                                       f"{FULL['dsar_customers']:,}; env BENCH_DSAR_CUSTOMERS)")
     p.add_argument("--dsar-log-mb", type=int, help=f"MB of server logs for goals 6-7 (default "
                                                    f"{FULL['dsar_log_mb']:,}; env BENCH_DSAR_LOG_MB)")
-    p.add_argument("--only", choices=("1", "2", "3", "4", "5", "6"), action="append",
+    p.add_argument("--celery-requests", type=int,
+                   help=f"access requests through the REST API for goal 8 (default {FULL['celery_requests']}; "
+                        "env BENCH_CELERY_REQUESTS; 50, not 200, to finish in about a quarter of an hour at "
+                        "the rate measured here); Redis at 127.0.0.1:6379, database 14")
+    p.add_argument("--celery-preload", action="store_true", default=os.environ.get("BENCH_CELERY_PRELOAD") == "1",
+                   help="goal 8 with the core imported by the workers before they fork (bench/celery_preload; "
+                        "env BENCH_CELERY_PRELOAD=1)")
+    p.add_argument("--only", choices=("1", "2", "3", "4", "5", "6", "8"), action="append",
                    help="run only these goals (repeatable; 6 runs goals 6 and 7); default all")
     p.add_argument("--seed", type=int, default=20240501, help="seed of the lookup targets")
     p.add_argument("--workdir", type=Path, default=os.environ.get("BENCH_WORKDIR"),
@@ -101,7 +110,7 @@ def _resolve(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _resolve(args)
-    goals = set(args.only or ("1", "2", "3", "4", "5", "6"))
+    goals = set(args.only or ("1", "2", "3", "4", "5", "6", "8"))
     started = time.perf_counter()
 
     out("GDPR vault benchmarks" + (" (QUICK smoke run: sizes are not the goals' sizes)" if args.quick else ""))
@@ -151,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 workdir, pg, vault_records=sizes["dsar_records"], customers_count=sizes["dsar_customers"],
                 log_mb=sizes["dsar_log_mb"], maria=maria)
             walls[6] = time.perf_counter() - t0
+        if "8" in goals:
+            t0 = time.perf_counter()
+            results[8] = None if pg is None else throughput.run(workdir, pg, requests=sizes["celery_requests"],
+                                                            preload=args.celery_preload)
+            walls[8] = time.perf_counter() - t0
 
     heading("Summary")
     if 1 in results:
@@ -189,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
                          for backend, f in r["backends"].items()) if r else "skipped (no PostgreSQL)"))
         out(f"{'goal 7  the same through airflow dags test < 60 s':<52}: "
             + (f"{r['airflow_s']:.1f} s  {verdict(r['met_airflow'])}" if r else "skipped (no PostgreSQL)"))
+    if 8 in results:
+        r = results[8]
+        out(f"{'goal 8  access requests an hour, Celery, 2 workers':<52}: "
+            + (f"{r['per_hour']:,.0f}/h ({r['requests']} in {r['wall_s']:.0f} s, "
+               f"{r['per_hour'] / throughput.GOAL_PER_HOUR:.2f}x of >= {throughput.GOAL_PER_HOUR:,}; tasks by worker "
+               + ", ".join(f"{k} {v}" for k, v in r["spread"].items())
+               + f"; at most {r['at_once']} runs at once)  {verdict(r['met'])}" if r else "skipped (no PostgreSQL)"))
     out(f"total wall time {time.perf_counter() - started:.0f} s ("
         + ", ".join(f"goal {g} {w:.0f} s" for g, w in walls.items())
         + f"); peak RSS {peak_rss_mib():,.0f} MiB")

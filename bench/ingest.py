@@ -44,10 +44,12 @@ class PgTarget:
 
 
 class PgDatabases:
-    """The two throwaway databases, made through a psycopg2 autocommit connection to admin_db."""
+    """Throwaway databases (the target's vault and key store unless named), made through a psycopg2
+    autocommit connection to admin_db and dropped at the end."""
 
-    def __init__(self, target: PgTarget) -> None:
+    def __init__(self, target: PgTarget, names: tuple[str, ...] = ()) -> None:
         self.target = target
+        self.names = names or (target.vault_db, target.keys_db)
         self.conn = None
         self.server_version = ""
 
@@ -62,13 +64,13 @@ class PgDatabases:
             self.server_version = cur.fetchone()[0]
         self._drop()  # a leftover of an interrupted run
         with self.conn.cursor() as cur:
-            for name in (self.target.vault_db, self.target.keys_db):
+            for name in self.names:
                 cur.execute(f'CREATE DATABASE "{name}"')
         return self
 
     def _drop(self) -> None:
         with self.conn.cursor() as cur:
-            for name in (self.target.vault_db, self.target.keys_db):
+            for name in self.names:
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bench.cluster import free_port
 from include.common.settings import VaultSettings
 from include.crypto.keyring import create_keyring
 from include.demo.people import seed_demo
@@ -40,12 +40,6 @@ def connection_json(settings: VaultSettings) -> str:
     return json.dumps({"conn_type": "gdpr-vault", "extra": {
         "database_url": settings.vault_url, "keystore_url": settings.keystore_url,
         "keyring_path": str(settings.keyring_path)}})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Airflow:

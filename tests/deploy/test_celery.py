@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from bench.cluster import CeleryCluster
 from include.common.settings import WorkflowSettings
 from include.demo.shop import SHOP_CONTROLLER, seed_demo_logs, seed_shop, shop_data
 from include.policies.instructions import load_instruction_dir
@@ -20,12 +22,20 @@ from include.requests.register import get_request
 from include.vault.schema import rights_request
 from include.vault.store import Vault
 from tests.airflow_server import connection_json
-from tests.deploy.cluster import CeleryCluster
 from tests.helpers import client_in_both
 
 WORKERS = ["worker-a", "worker-b"]
 HELD_TASK = "package_and_deliver"
 HOLD_S = 30
+SITE = Path(__file__).resolve().parent / "celery_site"
+# Recovery in seconds for the test; README's "Scale out" gives the production values.
+RECOVERY = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "8",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    # Longer than any task here, or Redis would hand a running task's message to the other worker.
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "60",
+}
 
 
 def requests_made(settings) -> dict[str, object]:
@@ -62,7 +72,8 @@ def test_requests_spread_over_two_celery_workers_and_survive_losing_one(
     customers = [row["email"] for row in shop_data().rows["customers"]]
     erased = client_in_both()
     asked, asked_again = [email for email in customers if email != erased][:2]
-    cluster = CeleryCluster(tmp_path / "airflow-home", env, airflow_metadata_url, broker_url)
+    cluster = CeleryCluster(tmp_path / "airflow-home", env, airflow_metadata_url, broker_url,
+                            settings=RECOVERY, site=SITE)
     try:
         cluster.start(WORKERS)
         cluster.wait_for_dags("dsar_fulfilment", "subject_rights")

@@ -18,10 +18,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bench.cluster import free_port, group_members
 from include.admin.deploy_check import MARKER
-from tests.airflow_server import free_port
 from tests.conftest import PROJECT_ROOT
-from tests.deploy.cluster import group_members
 
 
 def make(target: str, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -45,7 +45,7 @@ class AccessRequestsOperator(BaseVaultOperator):
 
     def register(self, vault: Vault, context: Context, identities: dict[str, list[str]]) -> list[str]:
         """The request the form gives, once the form names both whose request it is and to whom."""
-        from include.requests.register import lease_requests, register_request
+        from include.requests.register import get_request, lease_requests, register_request
 
         params = context["params"]
         missing = [name for name in ("controller", "email") if not params.get(name)]
@@ -59,7 +59,8 @@ class AccessRequestsOperator(BaseVaultOperator):
             vault, controller_id=params["controller"], kind="access", received_on=received,
             identities=identities, reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor,
             at=utcnow())
-        self.log.info("Access request %s registered for controller %s", request_id, params["controller"])
+        self.log.info("Access request, case %s (request %s), registered for controller %s",
+                      get_request(vault, request_id).case_reference, request_id, params["controller"])
         return lease_requests(vault, [request_id], holder=lease_holder(context), at=utcnow())
 
     def select_open_requests(self, vault: Vault, context: Context) -> list[str]:

@@ -47,7 +47,7 @@ class RightsRequestOperator(BaseVaultOperator):
     """
 
     def execute_on_vault(self, vault: Vault, context: Context) -> list[str]:
-        from include.requests.register import lease_requests
+        from include.requests.register import get_request, lease_requests
         from include.requests.rights import register_rights_request
 
         params = context["params"]
@@ -71,5 +71,6 @@ class RightsRequestOperator(BaseVaultOperator):
             vault, controller_id=params["controller"], kind=right, received_on=received, identities=identities,
             particulars={k: v for k, v in particulars.items() if v}, corrections=corrections,
             reference=f"airflow:{context['dag_run'].run_id}"[:64], actor=self.actor, at=utcnow())
-        self.log.info("Request %s (%s) registered for controller %s", request_id, right, params["controller"])
+        self.log.info("Request to %s, case %s (request %s), registered for controller %s", right,
+                      get_request(vault, request_id).case_reference, request_id, params["controller"])
         return lease_requests(vault, [request_id], holder=lease_holder(context), at=utcnow())

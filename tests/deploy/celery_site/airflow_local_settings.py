@@ -4,9 +4,9 @@ puts this folder first), never for a deployment:
 - retries a second apart instead of the DAGs' minute, so that a run recovers from a lost worker in
   seconds (the heartbeat timeout is shortened by the cluster's configuration);
 - the first try of the task named by CELERY_TEST_HOLD_TASK, in a run whose id starts with "hold-", waits
-  CELERY_TEST_HOLD_S seconds before it starts its work, so that the test can kill its worker while it runs;
-- each worker reports its own name (CELERY_TEST_WORKER) as the task instances' hostname: both workers
-  share this machine's, and the test must see where each task ran.
+  CELERY_TEST_HOLD_S seconds before it starts its work, so that the test can kill its worker while it runs.
+
+(Each worker's name as its task instances' hostname is the cluster's own: bench/cluster.py.)
 """
 
 from __future__ import annotations
@@ -26,7 +26,3 @@ def task_policy(task) -> None:
 def _hold_first_try(context) -> None:
     if context["ti"].try_number == 1 and context["run_id"].startswith("hold-"):
         time.sleep(float(os.environ["CELERY_TEST_HOLD_S"]))
-
-
-def worker_hostname() -> str:
-    return os.environ["CELERY_TEST_WORKER"]
