@@ -92,6 +92,8 @@ $(DISTRIBUTED): export GDPR_DISCLOSURES_INBOX ?= $(VAR_DIR)/disclosures/inbox
 # hands an unacknowledged task to another worker after 6 hours, longer than any task may run.
 $(DISTRIBUTED): export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT ?= 60
 $(DISTRIBUTED): export AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT ?= 21600
+# Each worker imports the request workflows' core once at its start, not each task (plugins/gdpr/celery_config.py).
+$(DISTRIBUTED): export AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS ?= gdpr.celery_config.CELERY_CONFIG
 # Task logs on the shared storage, where the API server reads them: workers serve none of their own.
 $(DISTRIBUTED): export AIRFLOW__LOGGING__BASE_LOG_FOLDER ?= $(VAR_DIR)/logs
 $(DISTRIBUTED): export AIRFLOW_CONN_AIRFLOW_METADATA := {"conn_type": "generic", "extra": \

@@ -85,9 +85,6 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"access requests through the REST API for goal 8 (default {FULL['celery_requests']}; "
                         "env BENCH_CELERY_REQUESTS; 50, not 200, to finish in about a quarter of an hour at "
                         "the rate measured here); Redis at 127.0.0.1:6379, database 14")
-    p.add_argument("--celery-preload", action="store_true", default=os.environ.get("BENCH_CELERY_PRELOAD") == "1",
-                   help="goal 8 with the core imported by the workers before they fork (bench/celery_preload; "
-                        "env BENCH_CELERY_PRELOAD=1)")
     p.add_argument("--only", choices=("1", "2", "3", "4", "5", "6", "8"), action="append",
                    help="run only these goals (repeatable; 6 runs goals 6 and 7); default all")
     p.add_argument("--seed", type=int, default=20240501, help="seed of the lookup targets")
@@ -162,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             walls[6] = time.perf_counter() - t0
         if "8" in goals:
             t0 = time.perf_counter()
-            results[8] = None if pg is None else throughput.run(workdir, pg, requests=sizes["celery_requests"],
-                                                            preload=args.celery_preload)
+            results[8] = None if pg is None else throughput.run(workdir, pg, requests=sizes["celery_requests"])
             walls[8] = time.perf_counter() - t0
 
     heading("Summary")

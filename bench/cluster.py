@@ -76,6 +76,7 @@ class CeleryCluster:
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
             "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "gdpr.celery_config.CELERY_CONFIG",  # as deployed
             # The driver named: a bare db+postgresql:// means psycopg 3 under SQLAlchemy 2.1, not installed.
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),

@@ -32,7 +32,6 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench.celery_preload.airflow_local_settings import CORE_MODULES
 from bench.cluster import PROJECT_ROOT, CeleryCluster, group_members
 from bench.common import heading, out, progress, verdict
 from bench.ingest import PgDatabases, PgTarget
@@ -50,7 +49,6 @@ WORKERS = ["worker-1", "worker-2"]
 # meets none of theirs.
 BROKER_URL = "redis://127.0.0.1:6379/14"
 DATABASES = {kind: f"gdpr_bench_celery_{kind}" for kind in ("airflow", "vault", "keys", "shop")}
-PRELOAD_SITE = Path(__file__).resolve().parent / "celery_preload"
 WORKER_CONCURRENCY = 8
 # Deployment settings tuned for throughput on this machine, printed with the figures. Each worker's 8
 # slots (16 in all) match the 16 runs at once, each a chain of one or two task instances at a time.
@@ -216,13 +214,12 @@ def _breakdown(cluster: CeleryCluster, runs: list[str], wall: float, cpu: dict[s
         + f"; {ours / len(runs):.1f} s a request, {ours / len(tis):.2f} s a task instance (all components)")
 
 
-def run(workdir: Path, pg: PgTarget, *, requests: int, preload: bool) -> dict:
+def run(workdir: Path, pg: PgTarget, *, requests: int) -> dict:
     heading(f"Goal 8 - access requests an hour on CeleryExecutor with {len(WORKERS)} workers "
             f"(goal >= {GOAL_PER_HOUR:,}/h; {requests} requests through the REST API)")
     out(f"settings: worker concurrency {WORKER_CONCURRENCY} each; " + ", ".join(
         f"{k.removeprefix('AIRFLOW__')}={v}" for k, v in TUNING.items()) + "; the rest Airflow's defaults")
-    out("core preloaded before the workers fork (bench/celery_preload, not shipped): "
-        + ("yes" if preload else "no, as deployed"))
+    out("each worker imports the request workflows' core once at its start (gdpr.celery_config), as deployed")
     broker = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=5)
     # SIGTERM as Ctrl-C: the cluster is stopped, the databases dropped and the broker emptied either way.
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -232,12 +229,11 @@ def run(workdir: Path, pg: PgTarget, *, requests: int, preload: bool) -> dict:
             progress("goal 8: seeding the vault, the shop and the logs; starting the cluster")
             env, emails = _seed(pg, workdir / "celery")
             cluster = CeleryCluster(workdir / "celery" / "airflow-home", env, pg.url(DATABASES["airflow"]),
-                                    BROKER_URL, settings=TUNING, concurrency=WORKER_CONCURRENCY,
-                                    site=PRELOAD_SITE if preload else None)
+                                    BROKER_URL, settings=TUNING, concurrency=WORKER_CONCURRENCY)
             try:  # stopped before its databases are dropped
                 cluster.start(WORKERS)
                 cluster.wait_for_dags(DAG_ID)
-                return _measure(cluster, emails, requests, preload)
+                return _measure(cluster, emails, requests)
             finally:
                 cluster.stop()
     finally:
@@ -246,7 +242,7 @@ def run(workdir: Path, pg: PgTarget, *, requests: int, preload: bool) -> dict:
         signal.signal(signal.SIGTERM, previous_handler)
 
 
-def _measure(cluster: CeleryCluster, emails: list[str], requests: int, preload: bool) -> dict:
+def _measure(cluster: CeleryCluster, emails: list[str], requests: int) -> dict:
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds(cluster)
     machine_before = _busy_seconds()
@@ -279,21 +275,20 @@ def _measure(cluster: CeleryCluster, emails: list[str], requests: int, preload: 
         f"{per_hour / GOAL_PER_HOUR:.2f}x {verdict(met)}")
     heading("Goal 8 - where the time goes")
     _breakdown(cluster, runs, wall, cpu, allowed)
-    if not preload:
-        _import_cost(cluster)
+    _import_cost(cluster)
     return {"per_hour": per_hour, "met": met, "wall_s": wall, "requests": requests, "succeeded": succeeded,
             "spread": spread, "at_once": at_once}
 
 
 def _import_cost(cluster: CeleryCluster) -> None:
-    """CPU seconds a task process spends importing the core its operator loads when it runs: each task
-    instance pays them after the worker's fork, which has only Airflow and the DAG file's imports."""
+    """CPU seconds a task process would spend importing the core its operator loads when it runs, had its
+    worker not imported it before the fork (gdpr.celery_config)."""
     dag_file = PROJECT_ROOT / "dags" / f"{DAG_ID}.py"
     code = ("import resource, runpy, sys; import airflow.sdk.execution_time.task_runner; "
-            f"runpy.run_path({str(dag_file)!r}); "
+            f"runpy.run_path({str(dag_file)!r}); from gdpr.celery_config import CORE_MODULES; "
             "cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2]); before = cpu(); "
             "print('--core--', file=sys.stderr, flush=True); "
-            f"[__import__(m) for m in {CORE_MODULES!r}]; print(cpu() - before)")
+            "[__import__(m) for m in CORE_MODULES]; print(cpu() - before)")
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=cluster.env, capture_output=True,
                           text=True, timeout=300)
     if done.returncode != 0:
@@ -307,7 +302,7 @@ def _import_cost(cluster: CeleryCluster) -> None:
                 by_package[name.strip().split(".")[0]] += int(self_us) / 1e6
     out(f"each task process imports the core after the fork: {float(done.stdout):.2f} CPU s ("
         + ", ".join(f"{k} {v:.2f} s" for k, v in by_package.most_common(4))
-        + "); --celery-preload imports it once before the fork")
+        + "); saved on each task by the workers' import at their start")
 
 
 def _busy_seconds() -> float:
