@@ -300,7 +300,7 @@ def _import_cost(cluster: CeleryCluster) -> None:
             self_us, _, name = line.removeprefix("import time:").split("|")
             if self_us.strip().isdigit():
                 by_package[name.strip().split(".")[0]] += int(self_us) / 1e6
-    out(f"each task process imports the core after the fork: {float(done.stdout):.2f} CPU s ("
+    out(f"each task process imports the core after the fork: {float(done.stdout.split()[-1]):.2f} CPU s ("
         + ", ".join(f"{k} {v:.2f} s" for k, v in by_package.most_common(4))
         + "); saved on each task by the workers' import at their start")
 

@@ -57,6 +57,7 @@ from gdpr.defaults import (
     received_on_param,
 )
 from gdpr.operators.dsar import AccessRequestsOperator
+from gdpr.operators.gates import IdentityGate, PackageGate
 from gdpr.operators.requests import request_steps
 
 DESCRIPTION = "Answers access requests: finds a person's data, then packages and seals it for the controller."
@@ -74,4 +75,5 @@ with DAG("dsar_fulfilment", schedule=intervals("0 0 * * *"),
     "received_on": received_on_param(),
 }) as dag:
     request_steps(AccessRequestsOperator(task_id="register_or_select_requests"),  # reads the form's params
-                  planned="searches", step="search", finish_task_id="package_and_deliver")
+                  planned="searches", step="search", finish_task_id="package_and_deliver",
+                  gates=(IdentityGate, PackageGate))  # as each controller's instruction file asks

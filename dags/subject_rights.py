@@ -62,6 +62,7 @@ from gdpr.defaults import (
     email_param,
     received_on_param,
 )
+from gdpr.operators.gates import ErasureGate, IdentityGate
 from gdpr.operators.requests import request_steps
 from gdpr.operators.rights import RightsRequestOperator
 from include.requests.kinds import RIGHT_LABELS
@@ -95,4 +96,5 @@ with DAG("subject_rights", schedule=None,
                             section=LIFT),
 }) as dag:
     request_steps(RightsRequestOperator(task_id="register_request"),  # reads the form's params
-                  planned="actions", step="act_on", finish_task_id="confirm_request")
+                  planned="actions", step="act_on", finish_task_id="confirm_request",
+                  gates=(IdentityGate, ErasureGate))  # as each controller's instruction file asks

@@ -6,9 +6,11 @@ a task on a small machine, where a request is a chain of five or six tasks)."""
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
-# What gdpr.operators.requests, .dsar and .rights, and the pipeline's procedures, import when a task runs.
+# What gdpr.operators.requests, .dsar and .rights, and the pipeline's procedures, import when a task runs;
+# pandas (CSV files) and WeasyPrint (PDF files) are the slowest, a second or more each, which only the
+# packaging task needs, so the core itself imports them only there.
 CORE_MODULES = ("include.requests.pipeline", "include.requests.access", "include.requests.rights",
                 "include.requests.register", "include.requests.gather", "include.datamap.model",
-                "include.vault.store")
+                "include.vault.store", "pandas", "weasyprint")
 
 CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": (*DEFAULT_CELERY_CONFIG.get("imports", ()), *CORE_MODULES)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context, XComArg
+from airflow.sdk import BaseOperator, Context, XComArg, chain
 
 from gdpr.hooks.store import ClientStoreHook
 from gdpr.operators.base import BaseVaultOperator, run_date
@@ -20,6 +20,7 @@ from include.common.clock import utcnow
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from gdpr.operators.gates import ReviewGate
     from include.common.settings import WorkflowSettings
     from include.requests.gather import Stores
     from include.requests.pipeline import RequestSettings
@@ -34,8 +35,7 @@ def lease_holder(context: Context) -> str:
 def request_settings(workflow: WorkflowSettings) -> RequestSettings:
     from include.requests.pipeline import RequestSettings
 
-    return RequestSettings(work_dir=workflow.work_dir, outbox_dir=workflow.outbox_dir,
-                           recipients_file=workflow.recipients_file)
+    return RequestSettings.of(workflow)
 
 
 def stores_for(vault: Vault, workflow: WorkflowSettings) -> Callable[[str], Stores]:
@@ -141,16 +141,23 @@ class FinishRequestsOperator(BaseVaultOperator):
             stores = stores_of(get_request(vault, request_id).controller_id)
             finished.append(done := finish(vault, stores, request_id, settings, on=on, actor=self.actor,
                                            at=utcnow()))
-            self.log.info("Case %s (request %s): %s", done["case_reference"], request_id,
-                          done.get("package") or done.get("confirmation"))
-            release_lease(vault, request_id, holder=holder)
+            self.log.info("Case %s (request %s): %s%s", done["case_reference"], request_id,
+                          done.get("package") or done.get("confirmation"),
+                          ", held for review" if done.get("held_for_review") else "")
+            if not done.get("held_for_review"):  # a held package stays the run's: its review gate asks about it
+                release_lease(vault, request_id, holder=holder)
         return finished
 
 
-def request_steps(register: BaseOperator, *, planned: str, step: str, finish_task_id: str) -> None:
+def request_steps(register: BaseOperator, *, planned: str, step: str, finish_task_id: str,
+                  gates: Sequence[type[ReviewGate]]) -> None:
     """The tasks after `register` (whose result is the request ids), named in the workflow's words:
-    `plan_store_{planned}`, `{step}_store`, `plan_log_{planned}`, `{step}_server_logs`, `finish_task_id`."""
-    plan = PlanRequestsOperator(task_id=f"plan_store_{planned}", request_ids=register.output)
+    `plan_store_{planned}`, `{step}_store`, `plan_log_{planned}`, `{step}_server_logs`, `finish_task_id`;
+    and the workflow's review gates (gdpr.operators.gates), in the order given: those a request passes
+    before any store is touched (identity, erasure) before the plan, the package review after the finish."""
+    # none_failed: a gate with nobody to ask about skips; a request refused at a gate is left alone by the plan.
+    plan = PlanRequestsOperator(task_id=f"plan_store_{planned}", request_ids=register.output,
+                                trigger_rule="none_failed")
     on_stores = StoreStepOperator.partial(task_id=f"{step}_store", map_index_template="{{ task.store }}",
                                           ).expand_kwargs(plan.output)
     plan_logs = PlanRequestsOperator(task_id=f"plan_log_{planned}", request_ids=register.output, logs=True)
@@ -158,4 +165,6 @@ def request_steps(register: BaseOperator, *, planned: str, step: str, finish_tas
                                         ).expand_kwargs(plan_logs.output)
     # none_failed: a request with nothing to do in the stores or logs skips them; a failed store stops here.
     finish = FinishRequestsOperator(task_id=finish_task_id, request_ids=register.output, trigger_rule="none_failed")
-    register >> plan >> on_stores >> plan_logs >> on_logs >> finish
+    before = [task for gate in gates if gate.before_work for task in gate.steps(register.output)]
+    after = [task for gate in gates if not gate.before_work for task in gate.steps(register.output)]
+    chain(register, *before, plan, on_stores, plan_logs, on_logs, finish, *after)
