@@ -60,8 +60,8 @@ from include.requests.register import (
     get_request,
     pause_request,
     possible_matches,
-    request_identities,
     resume_request,
+    show_identities,
     verify_identity,
 )
 from include.stores.connections import url_from_environment
@@ -299,7 +299,7 @@ def cmd_request_show(args) -> int:
             print(f"  {_event(event)}")
         if args.identities:
             print("Identities (personal data: keep it out of tickets, emails and notes)")
-            for kind, value in request_identities(vault, request.id):
+            for kind, value in show_identities(vault, request.id, actor=_actor(), at=utcnow()):
                 print(f"  {kind:<16} {value}")
     return 0
 

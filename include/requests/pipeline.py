@@ -171,9 +171,9 @@ def plan(vault: Vault, stores_of: StoresOf, request_ids: Sequence[str], settings
     pairs = []
     for request_id in request_ids:
         request = get_request(vault, request_id)
-        if request.status not in WORKABLE_STATUSES:
+        if request.status not in WORKABLE_STATUSES or _awaits_confirmation(vault, request):
             # Finished by an earlier run (a re-run changes nothing), or waiting for a person: the
-            # requester's identity, a paused clock, a package's review.
+            # requester's identity, a paused clock, a package's review, an erasure's confirmation.
             continue
         procedure = procedure_for(request)
         case = Case.open(vault, stores_of(request.controller_id), request_id, settings, actor=actor, at=at)
@@ -188,6 +188,14 @@ def plan(vault: Vault, stores_of: StoresOf, request_ids: Sequence[str], settings
         except Restricted as refused:
             refuse_request(vault, request_id, reason=str(refused), actor=actor, at=at)
     return pairs
+
+
+def _awaits_confirmation(vault: Vault, request: Request) -> bool:
+    """An erasure not yet confirmed by a person, for a controller that asks for one (register.confirm_erasure)."""
+    from include.requests.caseload import review_gates  # the caseload reads the register this module builds on
+
+    return (request.kind == "erase" and request.status == "received"
+            and review_gates(vault, request.controller_id).erasure)
 
 
 def plan_logs(vault: Vault, stores_of: StoresOf, request_ids: Sequence[str], settings: RequestSettings, *,

@@ -470,6 +470,27 @@ def verify_identity(vault: Vault, request_id: str, *, on: date, actor: str, at: 
                    details={"on": on.isoformat()}, check=verified, status="received")
 
 
+def confirm_erasure(vault: Vault, request_id: str, *, actor: str, at: datetime) -> Request:
+    """A person confirmed the erasure, where the controller asks for that: it may now be carried out."""
+    def confirmed(conn, row) -> dict:
+        if row.kind != "erase" or row.status != "received":
+            raise InvalidInput(f"request {request_id} is not an erasure awaiting its confirmation")
+        return {}
+    return _change(vault, request_id, action="erasure_confirmed", at=at, actor=actor, check=confirmed,
+                   status="in_progress")
+
+
+def show_identities(vault: Vault, request_id: str, *, actor: str, at: datetime) -> list[tuple[str, str]]:
+    """The identities the request was made with, for a person who needs to see them: who saw them and
+    when is audited (which kinds, never the values)."""
+    request = get_request(vault, request_id)
+    identities = request_identities(vault, request_id)
+    vault.record_event("request.identities_shown", actor=actor, at=at, controller_id=request.controller_id,
+                       details={"request": request_id, "case": request.case_reference,
+                                "kinds": sorted({kind for kind, _ in identities})})
+    return identities
+
+
 def hold_for_review(vault: Vault, request_id: str, *, package: str, actor: str, at: datetime) -> Request:
     """The request is answered; its package waits for a person to release it (package: where it is held)."""
     return _change(vault, request_id, action="awaiting_review", at=at, actor=actor, details={"package": package},

@@ -148,7 +148,11 @@ def test_the_list_shows_the_requests_without_a_personal_value(desk):
     people = [PERSON, *(p.email for p in demo_people()), *(p.name for p in demo_people())]
     for text in (page.text, json.dumps(listed), desk.get("/dashboard").text, desk.get("/complaints").text):
         assert not [value for value in people if value in text]
-    assert PERSON in desk.get(f"/requests/{case}").text  # on the request's own page, for staff who act
+    assert PERSON not in desk.get(f"/requests/{case}").text  # shown only when asked for, and audited
+    assert PERSON in desk.get(f"/requests/{case}?identities=show").text  # on its own page, for staff who act
+    shown = last_event(desk.vault, by_case(desk.vault, case).request_id)
+    assert (shown["action"], shown["actor"], shown["details"]["kinds"]) == ("request.identities_shown",
+                                                                           "staff:caseworker", ["email"])
 
 
 def test_the_filters_narrow_the_list_and_a_wrong_one_is_told_in_plain_words(desk):
@@ -174,6 +178,7 @@ def test_a_viewer_reads_but_sees_no_identities_and_changes_nothing(desk):
     assert page.status_code == 200 and case in page.text
     assert "fenland-shop customers 4711 reached only through a phone another owner shares" in words(page.text)
     assert PERSON not in page.text and "<form method=\"post\"" not in page.text
+    assert PERSON not in desk.get(f"/requests/{case}?identities=show", user="auditor").text
     refused = desk.post(f"/requests/{case}/pause", user="auditor", reason="fee", on=utcnow().date().isoformat())
     assert refused.status_code == 403
     assert by_case(desk.vault, case).status == "received"

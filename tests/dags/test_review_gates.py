@@ -280,7 +280,8 @@ def test_an_erasure_changes_nothing_until_a_person_confirms_it(gated):
     request = gated.request("erasure_confirmed")
     assert request.status == "completed" and CANARY["email"] not in gated.shop_emails()
     with Vault.open(gated.vault_settings) as vault:
-        confirmed = next(event for event in timeline(vault, request.id) if event["action"] == "request.in_progress")
+        confirmed = next(event for event in timeline(vault, request.id)
+                         if event["action"] == "request.erasure_confirmed")
     assert confirmed["actor"].startswith("airflow-user:")  # the person who confirmed, in the audit log
 
 

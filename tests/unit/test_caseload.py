@@ -194,3 +194,22 @@ def test_the_dashboard_counts_each_controllers_caseload(register):
     weeks = dict(oak.open_by_week)
     assert len(weeks) == 12 and weeks[date(2026, 11, 23)] == 2 and weeks[date(2026, 10, 12)] == 1
     assert figures["elm"].open == 0
+
+
+def test_an_erasure_the_controller_confirms_first_is_not_planned_until_a_person_confirms_it(vault, tmp_path):
+    from include.requests.pipeline import plan
+    from include.requests.register import confirm_erasure
+
+    _instruct(vault, "ash", prefix="ASH", review=ReviewGates(erasure=True))
+    request_id = _request(vault, controller_id="ash", kind="erase")
+
+    def stores_of(controller_id):  # reached only when the plan goes on to the stores
+        raise LookupError(f"the stores of {controller_id} were reached")
+
+    assert plan(vault, stores_of, [request_id], _settings(tmp_path), actor="workflow", at=AT) == []
+    with pytest.raises(InvalidInput, match="not an erasure awaiting its confirmation"):
+        confirm_erasure(vault, _request(vault, controller_id="ash"), actor="staff:ann", at=AT)  # an access request
+    confirmed = confirm_erasure(vault, request_id, actor="staff:ann", at=AT)
+    assert confirmed.status == "in_progress" and timeline(vault, request_id)[-1]["actor"] == "staff:ann"
+    with pytest.raises(LookupError, match="the stores of ash were reached"):
+        plan(vault, stores_of, [request_id], _settings(tmp_path), actor="workflow", at=AT)

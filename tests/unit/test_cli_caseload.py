@@ -147,6 +147,8 @@ def test_a_request_is_shown_with_its_timeline_and_its_identities_only_when_asked
     assert desk("request", "show", request.id) == shown  # by its id, the same
     with_identities = desk("request", "show", case.lower(), "--identities")
     assert with_identities.startswith(shown) and re.search(r"\n  email +bo@example\.org\n", with_identities)
+    assert "identities_shown" not in shown  # who looked at them is audited, from then on
+    assert re.search(rf"{ACTOR}  request\.identities_shown  \(kinds email\)", desk("request", "show", case))
     assert "request FENLAND-1999-0099 does not exist" in desk("request", "show", "FENLAND-1999-0099", expect=1)
 
 

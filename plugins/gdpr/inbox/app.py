@@ -52,8 +52,8 @@ from include.requests.register import (
     find_request,
     pause_request,
     possible_matches,
-    request_identities,
     resume_request,
+    show_identities,
     verify_identity,
 )
 from include.requests.register import Request as CaseRequest
@@ -288,10 +288,11 @@ def request_context(request: Request, vault: Vault, subject: CaseRequest, staff:
     [line] = [line for line in caseload(vault, today=today, controller_id=subject.controller_id)
               if line.request_id == subject.id]
     events = timeline(vault, subject.id)
-    identities: list[tuple[str, str]] = []
-    if staff.may_act:
+    identities: list[tuple[str, str]] | None = None  # None: not asked for
+    if staff.may_act and request.query_params.get("identities") == "show":  # each showing audited
+        identities = []
         with suppress(DataKeyDestroyed):  # the accountability period is over: the identities went with its key
-            identities = request_identities(vault, subject.id)
+            identities = show_identities(vault, subject.id, actor=staff.actor, at=utcnow())
     workflow = workflow_of(subject.kind)
     ui_root = roots(request)[1]
     return {"subject": subject, "line": line, "events": events, "identities": identities,

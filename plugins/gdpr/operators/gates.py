@@ -191,10 +191,10 @@ class ErasureGate(ReviewGate):
                 "nothing is erased.")
 
     def go_on(self, vault: Vault, request: Request, *, actor: str, answered: datetime) -> None:
-        from include.requests.register import start_request
+        from include.requests.register import confirm_erasure
 
-        # In progress, under the name of the person who confirmed: the workflow's plan step goes on from here.
-        start_request(vault, request.id, subject_id=request.subject_id, actor=actor, at=utcnow())
+        # Confirmed, under the name of the person who confirmed: the workflow's plan step goes on from here.
+        confirm_erasure(vault, request.id, actor=actor, at=utcnow())
 
 
 class PackageGate(ReviewGate):
