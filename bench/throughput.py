@@ -256,8 +256,8 @@ def _measure(cluster: CeleryCluster, emails: list[str], requests: int) -> dict:
     machine_busy = _busy_seconds() - machine_before
     per_hour = requests / wall * 3600
     succeeded = Counter(states.values())["success"]
-    spread = dict(cluster.query("SELECT hostname, count(*) FROM task_instance WHERE dag_id = :d "
-                                "AND run_id IN :r GROUP BY hostname ORDER BY hostname", d=DAG_ID, r=runs))
+    spread = dict(cluster.query("SELECT hostname, count(*) FROM task_instance WHERE dag_id = :d AND run_id IN :r "
+                                "AND state = 'success' GROUP BY hostname ORDER BY hostname", d=DAG_ID, r=runs))
     spans = cluster.query("SELECT start_date, end_date FROM dag_run WHERE dag_id = :d AND run_id IN :r "
                           "AND start_date IS NOT NULL", d=DAG_ID, r=runs)
     at_once = _most_at_once(spans)
