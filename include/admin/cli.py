@@ -37,7 +37,7 @@ from include.duties.disclosures import verify_audit_log
 from include.duties.enquiries import ENQUIRY, OUTCOMES, record_outcome
 from include.duties.marketing import export_mailing_list, subscribe
 from include.policies.instructions import load_instruction_dir, load_instruction_dir_each
-from include.requests.caseload import STATUS_LABELS, CaseLine, caseload, timeline
+from include.requests.caseload import STATUS_LABELS, CaseLine, case_line, caseload, timeline
 from include.requests.complaints import OUTCOMES as COMPLAINT_OUTCOMES
 from include.requests.complaints import (
     Complaint,
@@ -287,8 +287,7 @@ def cmd_request_show(args) -> int:
     """A request's facts and timeline; its identities, personal data, only when asked for."""
     with _open() as vault:
         request = find_request(vault, args.case)
-        [line] = [line for line in caseload(vault, today=_today(), controller_id=request.controller_id)
-                  if line.request_id == request.id]
+        line = case_line(vault, request.id, today=_today())
         facts = _facts(request, line, len(possible_matches(vault, request.id)))
         print(f"Case {_case(request)} (request {request.id})")
         width = max(len(name) for name, _ in facts) + 1

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from include.common.errors import InvalidInput
+from include.common.errors import InvalidInput, UnknownRecord
 from include.policies.instructions import ReviewGates
 from include.requests.deadlines import due_date
 from include.requests.kinds import KINDS
@@ -76,8 +76,7 @@ def caseload(vault: Vault, *, today: date, controller_id: str | None = None, sta
     status (a code of STATUS_LABELS) and kind."""
     _check_choice(status, STATUS_LABELS, "status")
     _check_choice(kind, KINDS, "request kind")
-    query = requests_query().add_columns(controller.c.region).join(
-        controller, controller.c.id == rights_request.c.controller_id)
+    query = _lines_query()
     if controller_id is not None:
         query = query.where(rights_request.c.controller_id == controller_id)
     if status is not None:
@@ -89,6 +88,22 @@ def caseload(vault: Vault, *, today: date, controller_id: str | None = None, sta
     with vault.engine.connect() as conn:
         rows = conn.execute(query.order_by(rights_request.c.received_on, rights_request.c.id)).all()
     return [_line(row, today) for row in rows]
+
+
+def _lines_query():
+    """Requests with what a line needs: the case reference, a stopped clock's reason, the region (deadlines)."""
+    return requests_query().add_columns(controller.c.region).join(
+        controller, controller.c.id == rights_request.c.controller_id)
+
+
+def case_line(vault: Vault, request_id: str, *, today: date) -> CaseLine:
+    """One request's line of the caseload."""
+    query = _lines_query().where(rights_request.c.id == request_id)
+    with vault.engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise UnknownRecord(f"request {request_id} does not exist")
+    return _line(row, today)
 
 
 def _line(row, today: date) -> CaseLine:

@@ -11,7 +11,7 @@ import pytest
 
 from include.common.errors import InvalidInput, UnknownRecord
 from include.policies.instructions import ReviewGates, instructions_in_code
-from include.requests.caseload import caseload, dashboard, review_gates, timeline
+from include.requests.caseload import case_line, caseload, dashboard, review_gates, timeline
 from include.requests.complaints import acknowledge_complaint, close_complaint, complaints, register_complaint
 from include.requests.decisions import extend, refuse, release
 from include.requests.pipeline import RequestSettings, held_dir
@@ -72,6 +72,9 @@ def test_the_caseload_lists_every_kind_with_days_left_and_flags_the_overdue(regi
     with pytest.raises(InvalidInput, match="status 'stuck'"):
         caseload(register, today=TODAY, status="stuck")
     assert find_request(register, "oak-2026-0002").id == erasure
+    assert case_line(register, overdue, today=TODAY) == lines[overdue]
+    with pytest.raises(UnknownRecord):
+        case_line(register, "no-such-request", today=TODAY)
 
 
 def test_a_pause_names_its_reason_and_moves_the_due_date_by_the_paused_days(register):

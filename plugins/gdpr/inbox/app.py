@@ -34,7 +34,7 @@ from include.common.clock import utcnow
 from include.common.errors import DataKeyDestroyed, GdprError, InvalidInput, UnknownRecord
 from include.common.reports import plural, uk_date
 from include.common.settings import WorkflowSettings
-from include.requests.caseload import STATUS_LABELS, CaseLine, caseload, dashboard, timeline
+from include.requests.caseload import STATUS_LABELS, CaseLine, case_line, caseload, dashboard, timeline
 from include.requests.complaints import (
     OUTCOMES,
     acknowledge_complaint,
@@ -237,7 +237,8 @@ def act_on_request(request: Request, case: str, action: str, staff: ActingDep, v
 @pages.get("/requests/{case}/files/{name:path}")
 def request_file(case: str, name: str, staff: EntrustedDep, vault: VaultDep) -> FileResponse:
     """A file the request's page lists (its package, confirmation or a letter), as a download."""
-    listed = dict(request_files(vault, found(vault, case)))
+    subject = found(vault, case)
+    listed = dict(request_files(subject, timeline(vault, subject.id)))
     if name not in listed or not listed[name].is_file():
         raise HTTPException(404, "That file is not one of this request's.")
     return FileResponse(listed[name], filename=Path(name).name)
@@ -269,15 +270,15 @@ def found(vault: Vault, case: str) -> CaseRequest:
         raise HTTPException(404, f"There is no request {case}.") from None
 
 
-def request_files(vault: Vault, subject: CaseRequest) -> list[tuple[str, Path]]:
+def request_files(subject: CaseRequest, events: list[dict]) -> list[tuple[str, Path]]:
     """The request's files, by the path the page shows (under the outbox): its package or confirmation,
-    held back while it awaits review, and the letters written for it."""
+    held back while it awaits review, and the letters written for it (events: its timeline)."""
     settings = request_settings(WorkflowSettings())
     files = []
     if subject.package:
         place = held_dir(settings) if subject.status == "awaiting_review" else settings.outbox_dir
         files.append((subject.package, Path(place) / subject.package))
-    for event in timeline(vault, subject.id):
+    for event in events:
         if event["action"] == "request.letter":
             files.append((event["details"]["path"], Path(settings.outbox_dir) / event["details"]["path"]))
     return files
@@ -285,8 +286,7 @@ def request_files(vault: Vault, subject: CaseRequest) -> list[tuple[str, Path]]:
 
 def request_context(request: Request, vault: Vault, subject: CaseRequest, staff: Staff) -> dict:
     today = utcnow().date()
-    [line] = [line for line in caseload(vault, today=today, controller_id=subject.controller_id)
-              if line.request_id == subject.id]
+    line = case_line(vault, subject.id, today=today)
     events = timeline(vault, subject.id)
     identities: list[tuple[str, str]] | None = None  # None: not asked for
     if staff.may_act and request.query_params.get("identities") == "show":  # each showing audited
@@ -299,7 +299,7 @@ def request_context(request: Request, vault: Vault, subject: CaseRequest, staff:
             "searched": [event for event in events if "store" in event["details"]],
             "matches": possible_matches(vault, subject.id), "runs": runs_naming(subject.id, ui_root),
             "workflow": workflow, "workflow_runs": runs_page(ui_root, workflow),
-            "files": [name for name, path in request_files(vault, subject) if path.is_file()],
+            "files": [name for name, path in request_files(subject, events) if path.is_file()],
             "complaints": complaints(vault, today=today, request_id=subject.id), "today": today,
             "pause_reasons": PAUSE_REASONS, "refusals": STAFF_REFUSALS, "extension_reasons": EXTENSION_REASONS,
             "closing": CLOSED_STATUSES, "error": None}
