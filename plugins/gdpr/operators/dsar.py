@@ -13,8 +13,8 @@ from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
 from gdpr.defaults import form_fields
-from gdpr.operators.base import BaseVaultOperator, run_date
-from gdpr.operators.requests import lease_holder
+from gdpr.operators.base import run_date
+from gdpr.operators.requests import GatedStepOperator, lease_holder
 from include.common.clock import utcnow
 from include.common.errors import InvalidInput
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from include.vault.store import Vault
 
 
-class AccessRequestsOperator(BaseVaultOperator):
+class AccessRequestsOperator(GatedStepOperator):
     """Registers the request given in the trigger form, or, with an empty form, selects every open
     access request received before the end of the run's data interval that still needs work (a daily
     run, or a backfill of past days); returns the ids of those this run holds the lease of (another

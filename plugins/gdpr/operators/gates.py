@@ -99,6 +99,12 @@ class ReviewGate(GdprOperator, HITLOperator):
         """Whether the request waits for this gate's decision."""
         raise NotImplementedError
 
+    @classmethod
+    def comes_to(cls, vault: Vault, request: Request) -> bool:
+        """Whether the request waits at this gate now or may come to it later in the run, once the gates
+        before it are passed: asked by the step before the gate (gdpr.operators.requests.GatedStepOperator)."""
+        return cls.waits(vault, request)
+
     def describe(self, vault: Vault, request: Request) -> str:
         """What the person needs to decide (Markdown): case reference, dates, counts; the choices."""
         raise NotImplementedError
@@ -177,9 +183,14 @@ class ErasureGate(ReviewGate):
 
     @classmethod
     def waits(cls, vault: Vault, request: Request) -> bool:
+        return request.status == "received" and cls.comes_to(vault, request)
+
+    @classmethod
+    def comes_to(cls, vault: Vault, request: Request) -> bool:
         from include.requests.caseload import review_gates
 
-        return (request.kind == "erase" and request.status == "received"
+        # One awaiting its requester's identity comes here once verified, at the gate before this one.
+        return (request.kind == "erase" and request.status in ("received", "awaiting_id")
                 and review_gates(vault, request.controller_id).erasure)
 
     def describe(self, vault: Vault, request: Request) -> str:

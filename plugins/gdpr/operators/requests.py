@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context, XComArg, chain
+from airflow.sdk import BaseOperator, Context, SkipMixin, XComArg, chain
+from airflow.sdk.bases.xcom import BaseXCom
 
 from gdpr.hooks.store import ClientStoreHook
 from gdpr.operators.base import BaseVaultOperator, run_date
@@ -54,6 +55,35 @@ def stores_for(vault: Vault, workflow: WorkflowSettings) -> Callable[[str], Stor
     def stores_of(controller_id: str) -> Stores:
         return Stores(vault, controller_id, maps, engine_for, workflow.server_log_root)
     return stores_of
+
+
+class GatedStepOperator(BaseVaultOperator, SkipMixin):
+    """A step review gates come after (the registration: identity and erasure; the finish: the package).
+    Once its work is done it skips each of its gates that none of the run's requests comes to: a gate
+    with nobody to ask about then costs no task instance, neither its finding step nor its question.
+
+    request_steps gives it its gates.
+    """
+
+    gates: Sequence[type[ReviewGate]] = ()
+
+    def run(self, context: Context) -> Any:
+        from include.requests.register import get_request
+
+        with self.hook.get_conn() as vault:
+            result = self.execute_on_vault(vault, context)
+            requests = [get_request(vault, request_id) for request_id in self.requests_of(result)]
+            unasked = [gate.finding for gate in self.gates
+                       if not any(gate.comes_to(vault, request) for request in requests)]
+        if unasked:
+            # Skipping ends the task before Airflow pushes what it returns: pushed here.
+            context["ti"].xcom_push(BaseXCom.XCOM_RETURN_KEY, result)
+            self.skip(context["ti"], [self.dag.get_task(task_id) for task_id in unasked])
+        return result
+
+    def requests_of(self, result: Any) -> list[str]:
+        """The run's requests, given what this step returned (the registration returns their ids)."""
+        return list(result)
 
 
 class PlanRequestsOperator(BaseVaultOperator):
@@ -116,7 +146,7 @@ class StoreStepOperator(BaseVaultOperator):
         return {**done, "case_reference": request.case_reference}
 
 
-class FinishRequestsOperator(BaseVaultOperator):
+class FinishRequestsOperator(GatedStepOperator):
     """Finishes each request once its stores have answered: its package or confirmation, delivered to
     the controller's outbox.
 
@@ -148,8 +178,11 @@ class FinishRequestsOperator(BaseVaultOperator):
                 release_lease(vault, request_id, holder=holder)
         return finished
 
+    def requests_of(self, result: Any) -> list[str]:
+        return list(self.request_ids or [])
 
-def request_steps(register: BaseOperator, *, planned: str, step: str, finish_task_id: str,
+
+def request_steps(register: GatedStepOperator, *, planned: str, step: str, finish_task_id: str,
                   gates: Sequence[type[ReviewGate]]) -> None:
     """The tasks after `register` (whose result is the request ids), named in the workflow's words:
     `plan_store_{planned}`, `{step}_store`, `plan_log_{planned}`, `{step}_server_logs`, `finish_task_id`;
@@ -165,6 +198,8 @@ def request_steps(register: BaseOperator, *, planned: str, step: str, finish_tas
                                         ).expand_kwargs(plan_logs.output)
     # none_failed: a request with nothing to do in the stores or logs skips them; a failed store stops here.
     finish = FinishRequestsOperator(task_id=finish_task_id, request_ids=register.output, trigger_rule="none_failed")
-    before = [task for gate in gates if gate.before_work for task in gate.steps(register.output)]
-    after = [task for gate in gates if not gate.before_work for task in gate.steps(register.output)]
+    register.gates = [gate for gate in gates if gate.before_work]
+    finish.gates = [gate for gate in gates if not gate.before_work]
+    before = [task for gate in register.gates for task in gate.steps(register.output)]
+    after = [task for gate in finish.gates for task in gate.steps(register.output)]
     chain(register, *before, plan, on_stores, plan_logs, on_logs, finish, *after)

@@ -14,8 +14,8 @@ from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
 from gdpr.defaults import form_fields
-from gdpr.operators.base import BaseVaultOperator, run_date
-from gdpr.operators.requests import lease_holder
+from gdpr.operators.base import run_date
+from gdpr.operators.requests import GatedStepOperator, lease_holder
 from include.common.clock import utcnow
 from include.common.errors import InvalidInput
 from include.requests.kinds import RIGHT_LABELS
@@ -39,7 +39,7 @@ def missing_from_form(right: str, params: Mapping) -> list[str]:
     return [name for name in needed if not params.get(name)]
 
 
-class RightsRequestOperator(BaseVaultOperator):
+class RightsRequestOperator(GatedStepOperator):
     """Registers the request given in the trigger form and returns its id (in a list, as the other
     steps take several). A form without what its right needs is refused, naming the fields to fill
     in. The form's values are read from the run's params, never through templated fields, and the
