@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import yaml
+from yaml.cyaml import CParser
 from pydantic import BaseModel, ValidationError
 
 from include.common.errors import InvalidInput
@@ -30,12 +31,16 @@ class _Refused(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=problem_mark)
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _BoundedLoader(yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
     """The safe loader, refusing nesting deeper than MAX_DEPTH and aliases inside their own anchor,
-    and noting where the first alias is."""
+    and noting where the first alias is. libyaml scans and parses (most of the work, which every task
+    does again for the files it reads); the nodes are composed here, where the bounds are checked."""
 
     def __init__(self, stream) -> None:
-        super().__init__(stream)
+        CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         self._depth = 0
         self._open_anchors: set[str] = set()
         self.first_alias: yaml.Mark | None = None

@@ -36,8 +36,11 @@ CORPUS = [
      r"\.yaml:2: refused YAML: its aliases stand for more than 100,000 values \(a \"billion laughs\"\)"),
     ("recursive alias", b"controller: &x [1, *x]\n",
      r"\.yaml:1: refused YAML: the alias \*x is inside the value it names"),
-    ("nested too deep", b"controller: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    ("nested too deep", b"controller: " + b"[" * 100 + b"]" * 100 + b"\n",
      r"\.yaml:1: refused YAML: nested more than 64 levels deep"),
+    # Deeper than libyaml goes (1,000 levels): refused while it is read, before anything is composed.
+    ("nested far too deep", b"controller: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+     r"\.yaml:1: not valid YAML: exceeded maximum nesting depth"),
     ("aliases nested too deep", ("a0: &a0 [[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]\n" + "".join(
         f"a{i}: &a{i} [[[[[[[[[[[[[[[[[[[[*a{i - 1}]]]]]]]]]]]]]]]]]]]]\n" for i in range(1, 60))).encode(),
      r"\.yaml:2: refused YAML: its aliases nest values more than 64 levels deep"),
