@@ -40,16 +40,20 @@ PRIVATE := umask 077 &&
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
+# Modules compiled once, at install: where PYTHONDONTWRITEBYTECODE is set Python keeps no compiled copy,
+# and every Airflow process, each task's among them, would compile Airflow and its libraries from source again.
+COMPILED := --compile-bytecode
+
 $(STAMP): requirements.txt requirements-test.txt requirements-dev.txt pyproject.toml
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p > /dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then echo "Installing $$missing"; \
 	    $(SUDO) apt-get install -y --no-install-recommends $$missing > /dev/null; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-test.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(COMPILED) -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(COMPILED) -r requirements-test.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(COMPILED) -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(COMPILED) --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
