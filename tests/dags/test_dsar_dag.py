@@ -58,10 +58,12 @@ def test_a_request_from_the_form_is_answered_with_every_record_and_nobody_elses(
     truth = shop_truth(email)
     run = trigger(dagbag, controller=SHOP_CONTROLLER, email=email)
     assert run.state == "success", task_states(run.run_id)
-    # Fenland's file asks for no review: every task succeeds, and the gates' questions, with nobody to ask about, skip.
+    # Fenland's file asks for no review: every task succeeds, and the gates, with nobody to ask about, are skipped
+    # by the steps before them (neither their finding step nor their question runs).
     states = task_states(run.run_id)
-    assert {t for (t, _), state in states.items() if state != "success"} == {"check_identity", "review_package"}
-    assert {state for (t, _), state in states.items() if t in ("check_identity", "review_package")} == {"skipped"}
+    gates = {"find_identities_to_check", "check_identity", "find_packages_to_review", "review_package"}
+    assert {t for (t, _), state in states.items() if state != "success"} == gates
+    assert {state for (t, _), state in states.items() if t in gates} == {"skipped"}
 
     with Vault.open(shop_world) as vault:
         (request_id,) = requests_received(vault, date(2026, 11, 24), date(2026, 11, 25), open_only=False)
