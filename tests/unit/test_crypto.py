@@ -1,5 +1,7 @@
 """Keyring, envelope encryption and blind indexes, without a database."""
 
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -7,7 +9,7 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from include.common.errors import KeyringError, VaultError
+from include.common.errors import InvalidInput, KeyringError, VaultError
 from include.crypto.blind_index import BlindIndexer
 from include.crypto.envelope import FieldCipher, new_data_key, unwrap_data_key, wrap_data_key
 from include.crypto.keyring import Keyring, create_keyring, load_keyring, save_keyring
@@ -104,6 +106,18 @@ def test_blind_index_normalises_and_separates_controllers_and_keyrings():
         index.digest("email", "c1", "ada@example.com")
     # One key per identity kind, all different.
     assert len(set(index._keys.values())) == len(index._keys) == 4
+
+
+def test_blind_index_is_the_hmac_stored_indexes_hold():
+    index = BlindIndexer(Keyring.generate())
+    for kind, value, normalised in (("email", " Ada@Example.COM ", "ada@example.com"),
+                                    ("phone", "01733 267775", "+441733267775")):
+        for controller_id in ("c1", "c2", "c1"):  # the second c1 reuses its precomputed HMAC state
+            expected = hmac.new(index._keys[kind], f"{controller_id}\x00{normalised}".encode(),
+                                hashlib.sha256).hexdigest()
+            assert index.digest(kind, controller_id, value) == expected
+    with pytest.raises(InvalidInput, match="'name' has no blind index"):
+        index.digest("name", "c1", "Ada")
 
 
 def test_rotation_adds_a_kek_and_retires_the_old_one():
