@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from include.common.errors import InvalidInput, KeyringError, VaultError
 from include.crypto.blind_index import BlindIndexer
-from include.crypto.envelope import FieldCipher, new_data_key, unwrap_data_key, wrap_data_key
+from include.crypto.envelope import (
+    FieldCipher,
+    new_data_key,
+    new_data_keys,
+    unwrap_data_key,
+    wrap_data_key,
+    wrap_data_keys,
+)
 from include.crypto.keyring import Keyring, create_keyring, load_keyring, save_keyring
 
 
@@ -77,6 +84,18 @@ def test_wrapped_data_key_is_bound_to_its_subject_and_kek():
         unwrap_data_key(kek, "b" * 32, wrapped)
     with pytest.raises(KeyringError, match="does not unwrap"):
         unwrap_data_key(other, "a" * 32, wrapped)
+
+
+def test_data_keys_of_a_batch_are_distinct_and_wrap_each_to_its_subject():
+    kek = os.urandom(32)
+    keys = new_data_keys(3)
+    assert len(set(keys)) == 3 and all(len(key) == 32 for key in keys)
+    subjects = ["a" * 32, "b" * 32, "c" * 32]
+    wrapped = wrap_data_keys(kek, list(zip(subjects, keys, strict=True)))
+    assert len({blob[:12] for blob in wrapped}) == 3  # a nonce of its own each
+    assert [unwrap_data_key(kek, sid, blob) for sid, blob in zip(subjects, wrapped, strict=True)] == keys
+    with pytest.raises(KeyringError, match="does not unwrap"):
+        unwrap_data_key(kek, subjects[1], wrapped[0])
 
 
 def test_field_ciphertext_is_bound_to_record_and_field():
