@@ -76,6 +76,7 @@ def test_bad_records_are_refused_before_anything_is_written(acme):
         (enquiry(email="not-an-email"), r"record #1: email is not a valid address"),
         (NewRecord("acme", "enquiry", "p", "s", {"name": "x"}), "no subject_id and no 'email'"),
         (NewRecord("acme", "", "p", "s", {"email": "a@example.com"}), "'category' must be non-empty"),
+        (NewRecord("acme", ["enquiry"], "p", "s", {"email": "a@example.com"}), "'category' must be non-empty"),  # type: ignore[arg-type]
         (NewRecord("acme", "enquiry", "p", "s", {"email": 5}), "field 'email' must be text"),
         (NewRecord("acme", "enquiry", "p", "s", {"email": "a@example.com"}, role="boss"),
          "role 'boss'"),
