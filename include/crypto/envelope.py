@@ -8,7 +8,7 @@ record or field fails to decrypt.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -69,6 +69,23 @@ class FieldCipher:
     def encrypt(self, record_id: str, field: str, value: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, value.encode(), f"{record_id}\x1f{field}".encode())
+
+    def encrypt_fields(self, record_id: str, fields: Mapping[str, str], nonces: bytes) -> list[bytes]:
+        """What encrypt gives for each field, in the mapping's order, with the nonces given:
+        NONCE_BYTES fresh random bytes per field, never given again (a nonce used twice under one
+        key breaks GCM). A slice of one os.urandom call for a batch costs less than a call per field."""
+        if len(nonces) != NONCE_BYTES * len(fields):
+            raise ValueError(f"{len(fields)} fields need {NONCE_BYTES * len(fields)} bytes of nonces, "
+                             f"got {len(nonces)}")
+        encrypt = self._aead.encrypt
+        prefix = record_id + "\x1f"
+        blobs = []
+        start = 0
+        for field, value in fields.items():
+            nonce = nonces[start:start + NONCE_BYTES]
+            start += NONCE_BYTES
+            blobs.append(nonce + encrypt(nonce, value.encode(), (prefix + field).encode()))
+        return blobs
 
     def decrypt(self, record_id: str, field: str, blob: bytes) -> str:
         try:

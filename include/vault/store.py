@@ -29,7 +29,7 @@ from include.common.errors import (
 from include.common.settings import VaultSettings
 from include.common.urls import display_url
 from include.crypto.blind_index import BlindIndexer
-from include.crypto.envelope import FieldCipher
+from include.crypto.envelope import NONCE_BYTES, FieldCipher
 from include.crypto.keyring import Keyring, load_keyring
 from include.policies.instructions import REGIONS, Instruction, InstructionBook
 from include.vault.audit import AuditLog
@@ -421,9 +421,13 @@ class Vault:
         """Subject id per record (given, found by email blind index, or new), the new subjects,
         and each record's email digest for reuse."""
         by_digest: dict[str, str] = {}
-        digests = [None if rec.subject_id else
-                   self._digest(rec.controller_id, "email", rec.fields["email"], offset + i)
-                   for i, rec in enumerate(batch)]
+        lookup_of = self.indexer.digest
+        digests: list[str | None] = []
+        try:
+            for rec in batch:
+                digests.append(None if rec.subject_id else lookup_of("email", rec.controller_id, rec.fields["email"]))
+        except InvalidInput as exc:
+            raise InvalidInput(f"record #{offset + len(digests)}: {exc}") from None
         wanted = sorted({d for d in digests if d})
         # An erased subject, or one holding records kept after an erasure (restricted to storage),
         # takes nothing new: the person's new record starts a new subject.
@@ -455,12 +459,6 @@ class Vault:
             subject_ids.append(sid)
         return subject_ids, new_subjects, digests
 
-    def _digest(self, controller_id: str, name: str, value: str, index: int) -> str:
-        try:
-            return self.indexer.digest(name, controller_id, value)
-        except InvalidInput as exc:
-            raise InvalidInput(f"record #{index}: {exc}") from None
-
     def _add_batch(self, batch: Sequence[NewRecord], ends: Sequence[datetime | None], offset: int,
                    actor: str) -> list[str]:
         now = utcnow()
@@ -482,27 +480,37 @@ class Vault:
                             new_subjects[fresh[digest]] = batch[i]
                         subject_ids[i] = fresh[digest]
             # New keys are committed first: a failure below leaves unused keys, never keyless data.
-            created = self.keystore.create(list(new_subjects), now)
-            self._cache_keys(created)
-            ciphers = self.ciphers(subject_ids)
+            ciphers = self._cache_keys(self.keystore.create(list(new_subjects), now))
+            ciphers.update(self.ciphers([sid for sid in known if sid in live]))
             subject_rows = [(sid, rec.controller_id, rec.role, rec.created_at or now)
                             for sid, rec in new_subjects.items()]
-            record_rows, field_rows = [], []
+            record_rows: list[tuple] = []
+            field_rows: list[tuple] = []
             ids = new_ids(len(batch))
             indexed = self.indexer.indexed
-            for i, (rec, sid, rid, end) in enumerate(zip(batch, subject_ids, ids, ends, strict=True)):
-                record_rows.append((rid, sid, rec.controller_id, rec.category, rec.purpose, rec.source,
-                                    rec.created_at or now, rec.relates_to, end,
-                                    rec.parent_id, rec.outcome, rec.outcome_at))
-                encrypt = ciphers[sid].encrypt
-                for name, value in rec.fields.items():
-                    if name == "email" and email_digests[i]:
-                        lookup = email_digests[i]
-                    elif indexed(name):
-                        lookup = self._digest(rec.controller_id, name, value, offset + i)
-                    else:
-                        lookup = None
-                    field_rows.append((rid, name, encrypt(rid, name, value), lookup))
+            lookup_of = self.indexer.digest
+            nonces = os.urandom(NONCE_BYTES * sum(len(rec.fields) for rec in batch))
+            start = 0
+            try:
+                for rec, sid, rid, end, email_digest in zip(batch, subject_ids, ids, ends, email_digests,
+                                                            strict=True):
+                    record_rows.append((rid, sid, rec.controller_id, rec.category, rec.purpose, rec.source,
+                                        rec.created_at or now, rec.relates_to, end,
+                                        rec.parent_id, rec.outcome, rec.outcome_at))
+                    fields = rec.fields
+                    stop = start + NONCE_BYTES * len(fields)
+                    blobs = ciphers[sid].encrypt_fields(rid, fields, nonces[start:stop])
+                    start = stop
+                    for (name, value), blob in zip(fields.items(), blobs, strict=True):
+                        if not indexed(name):
+                            lookup = None
+                        elif name == "email" and email_digest:
+                            lookup = email_digest
+                        else:
+                            lookup = lookup_of(name, rec.controller_id, value)
+                        field_rows.append((rid, name, blob, lookup))
+            except InvalidInput as exc:  # only a blind index refuses a value here
+                raise InvalidInput(f"record #{offset + len(record_rows) - 1}: {exc}") from None
             insert_rows(conn, data_subject, _SUBJECT_COLUMNS, subject_rows)
             promoted = {sid: rec.role for rec, sid in zip(batch, subject_ids, strict=True)
                         if rec.role != "prospect" and sid not in new_subjects}

@@ -98,6 +98,19 @@ def test_data_keys_of_a_batch_are_distinct_and_wrap_each_to_its_subject():
         unwrap_data_key(kek, subjects[1], wrapped[0])
 
 
+def test_fields_encrypted_together_are_what_encrypt_makes_with_the_nonces_given():
+    key = new_data_key()
+    cipher = FieldCipher(key)
+    fields = {"name": "Ada", "email": "ada@example.com"}
+    nonces = os.urandom(24)
+    blobs = cipher.encrypt_fields("r1", fields, nonces)
+    assert [blob[:12] for blob in blobs] == [nonces[:12], nonces[12:]]
+    assert AESGCM(key).decrypt(blobs[1][:12], blobs[1][12:], b"r1\x1femail") == b"ada@example.com"
+    assert [cipher.decrypt("r1", name, blob) for name, blob in zip(fields, blobs, strict=True)] == list(fields.values())
+    with pytest.raises(ValueError, match="2 fields need 24 bytes of nonces, got 12"):
+        cipher.encrypt_fields("r1", fields, nonces[:12])
+
+
 def test_field_ciphertext_is_bound_to_record_and_field():
     cipher = FieldCipher(new_data_key())
     blob = cipher.encrypt("r1", "email", "ada@example.com")

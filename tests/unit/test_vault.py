@@ -87,6 +87,13 @@ def test_bad_records_are_refused_before_anything_is_written(acme):
     assert acme.counts() == before
 
 
+def test_a_bad_identity_after_the_email_names_its_record_and_writes_no_record(acme):
+    before = acme.counts()["records"]
+    with pytest.raises(InvalidInput, match=r"^record #1: phone has the wrong number of digits"):
+        acme.add_records([enquiry(), enquiry(email="b@example.com", phone="12")], actor="test")
+    assert acme.counts()["records"] == before
+
+
 def test_unknown_record_is_named(acme):
     with pytest.raises(UnknownRecord, match="record 0{32} does not exist"):
         acme.read_record("0" * 32)
