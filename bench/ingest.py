@@ -117,14 +117,14 @@ def breakdown(vault, start: int, count: int, *, chunk: int) -> list[str]:
     original_digest = vault.indexer.digest
     original_create = vault.keystore.create
     original_commit = vault.engine.dialect.do_commit
-    original_encrypt = FieldCipher.encrypt
+    original_encrypt = FieldCipher.encrypt_fields
     def digest(field, controller_id, value):
         return timed(f"blind index of {field} (normalise + HMAC)", original_digest)(field, controller_id, value)
 
     vault.indexer.digest = digest
     vault.keystore.create = timed("data keys (generate, wrap, insert into key store, commit)", original_create)
     vault.engine.dialect.do_commit = timed("sql commit (vault)", original_commit)
-    FieldCipher.encrypt = timed("field encryption (FieldCipher.encrypt)", original_encrypt)
+    FieldCipher.encrypt_fields = timed("field encryption (FieldCipher.encrypt_fields)", original_encrypt)
     event.listen(vault.engine, "before_cursor_execute", before)
     event.listen(vault.engine, "after_cursor_execute", after)
     try:
@@ -137,7 +137,7 @@ def breakdown(vault, start: int, count: int, *, chunk: int) -> list[str]:
     finally:
         event.remove(vault.engine, "before_cursor_execute", before)
         event.remove(vault.engine, "after_cursor_execute", after)
-        FieldCipher.encrypt = original_encrypt
+        FieldCipher.encrypt_fields = original_encrypt
         del vault.indexer.digest, vault.keystore.create, vault.engine.dialect.do_commit
     lines = [f"where the time goes (instrumented extra ingest of {count:,} records into the same vault, "
              f"{count / elapsed:,.0f} records/s with the wrappers on):"]

@@ -135,19 +135,13 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
                   if not isinstance(table.c[name].type, LargeBinary)
                   and (p := table.c[name].type.bind_processor(dialect)) is not None]
     if processors:
-        # A batch repeats its values (one timestamp for all, None for most optional columns).
-        memos: list[dict] = [{} for _ in processors]
-        processed = []
-        for row in rows:
-            values = list(row)
-            for (i, process), memo in zip(processors, memos, strict=True):
-                value = values[i]
-                try:
-                    values[i] = memo[value]
-                except KeyError:
-                    values[i] = memo[value] = _as_sqlite_text(process(value))
-            processed.append(tuple(values))
-        rows = processed
+        # A batch repeats its values (one timestamp for all, None for most optional columns): each
+        # column's distinct values are processed once, and the rows rebuilt from the columns.
+        values_of = list(zip(*rows, strict=True))
+        for i, process in processors:
+            processed = {value: _as_sqlite_text(process(value)) for value in set(values_of[i])}
+            values_of[i] = tuple(map(processed.__getitem__, values_of[i]))
+        rows = list(zip(*values_of, strict=True))
     quote = dialect.identifier_preparer.quote
     conn.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "

@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from include.crypto.envelope import new_data_key, unwrap_data_key, wrap_data_key
+from include.crypto.envelope import new_data_keys, unwrap_data_key, wrap_data_key, wrap_data_keys
 from include.crypto.keyring import Keyring
 from include.vault.db import insert_rows
 from include.vault.schema import audit_anchor, data_key, key_store_meta, keystore_metadata
@@ -88,12 +87,12 @@ class KeyStore:
 
     def create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes]:
         """New data keys for new subjects, stored wrapped under the recorded active KEK."""
-        keys = {sid: new_data_key() for sid in subject_ids}
+        keys = dict(zip(subject_ids, new_data_keys(len(subject_ids)), strict=True))
         if keys:
             with self.engine.begin() as conn:
                 version = self.active_version(conn, lock=True)
-                kek = AESGCM(self.kek(version))
-                rows = [(sid, version, wrap_data_key(kek, sid, key), now) for sid, key in keys.items()]
+                wrapped = wrap_data_keys(self.kek(version), list(keys.items()))
+                rows = [(sid, version, blob, now) for sid, blob in zip(keys, wrapped, strict=True)]
                 insert_rows(conn, data_key, ("subject_id", "kek_version", "wrapped", "created_at"), rows)
         return keys
 

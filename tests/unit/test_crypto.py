@@ -1,5 +1,7 @@
 """Keyring, envelope encryption and blind indexes, without a database."""
 
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -7,9 +9,16 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from include.common.errors import KeyringError, VaultError
+from include.common.errors import InvalidInput, KeyringError, VaultError
 from include.crypto.blind_index import BlindIndexer
-from include.crypto.envelope import FieldCipher, new_data_key, unwrap_data_key, wrap_data_key
+from include.crypto.envelope import (
+    FieldCipher,
+    new_data_key,
+    new_data_keys,
+    unwrap_data_key,
+    wrap_data_key,
+    wrap_data_keys,
+)
 from include.crypto.keyring import Keyring, create_keyring, load_keyring, save_keyring
 
 
@@ -77,6 +86,31 @@ def test_wrapped_data_key_is_bound_to_its_subject_and_kek():
         unwrap_data_key(other, "a" * 32, wrapped)
 
 
+def test_data_keys_of_a_batch_are_distinct_and_wrap_each_to_its_subject():
+    kek = os.urandom(32)
+    keys = new_data_keys(3)
+    assert len(set(keys)) == 3 and all(len(key) == 32 for key in keys)
+    subjects = ["a" * 32, "b" * 32, "c" * 32]
+    wrapped = wrap_data_keys(kek, list(zip(subjects, keys, strict=True)))
+    assert len({blob[:12] for blob in wrapped}) == 3  # a nonce of its own each
+    assert [unwrap_data_key(kek, sid, blob) for sid, blob in zip(subjects, wrapped, strict=True)] == keys
+    with pytest.raises(KeyringError, match="does not unwrap"):
+        unwrap_data_key(kek, subjects[1], wrapped[0])
+
+
+def test_fields_encrypted_together_are_what_encrypt_makes_with_the_nonces_given():
+    key = new_data_key()
+    cipher = FieldCipher(key)
+    fields = {"name": "Ada", "email": "ada@example.com"}
+    nonces = os.urandom(24)
+    blobs = cipher.encrypt_fields("r1", fields, nonces)
+    assert [blob[:12] for blob in blobs] == [nonces[:12], nonces[12:]]
+    assert AESGCM(key).decrypt(blobs[1][:12], blobs[1][12:], b"r1\x1femail") == b"ada@example.com"
+    assert [cipher.decrypt("r1", name, blob) for name, blob in zip(fields, blobs, strict=True)] == list(fields.values())
+    with pytest.raises(ValueError, match="2 fields need 24 bytes of nonces, got 12"):
+        cipher.encrypt_fields("r1", fields, nonces[:12])
+
+
 def test_field_ciphertext_is_bound_to_record_and_field():
     cipher = FieldCipher(new_data_key())
     blob = cipher.encrypt("r1", "email", "ada@example.com")
@@ -104,6 +138,18 @@ def test_blind_index_normalises_and_separates_controllers_and_keyrings():
         index.digest("email", "c1", "ada@example.com")
     # One key per identity kind, all different.
     assert len(set(index._keys.values())) == len(index._keys) == 4
+
+
+def test_blind_index_is_the_hmac_stored_indexes_hold():
+    index = BlindIndexer(Keyring.generate())
+    for kind, value, normalised in (("email", " Ada@Example.COM ", "ada@example.com"),
+                                    ("phone", "01733 267775", "+441733267775")):
+        for controller_id in ("c1", "c2", "c1"):  # the second c1 reuses its precomputed HMAC state
+            expected = hmac.new(index._keys[kind], f"{controller_id}\x00{normalised}".encode(),
+                                hashlib.sha256).hexdigest()
+            assert index.digest(kind, controller_id, value) == expected
+    with pytest.raises(InvalidInput, match="'name' has no blind index"):
+        index.digest("name", "c1", "Ada")
 
 
 def test_rotation_adds_a_kek_and_retires_the_old_one():

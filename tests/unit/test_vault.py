@@ -76,6 +76,7 @@ def test_bad_records_are_refused_before_anything_is_written(acme):
         (enquiry(email="not-an-email"), r"record #1: email is not a valid address"),
         (NewRecord("acme", "enquiry", "p", "s", {"name": "x"}), "no subject_id and no 'email'"),
         (NewRecord("acme", "", "p", "s", {"email": "a@example.com"}), "'category' must be non-empty"),
+        (NewRecord("acme", ["enquiry"], "p", "s", {"email": "a@example.com"}), "'category' must be non-empty"),  # type: ignore[arg-type]
         (NewRecord("acme", "enquiry", "p", "s", {"email": 5}), "field 'email' must be text"),
         (NewRecord("acme", "enquiry", "p", "s", {"email": "a@example.com"}, role="boss"),
          "role 'boss'"),
@@ -84,6 +85,13 @@ def test_bad_records_are_refused_before_anything_is_written(acme):
         with pytest.raises((InvalidInput, UnknownRecord), match=message):
             acme.add_records([enquiry(), rec], actor="test")
     assert acme.counts() == before
+
+
+def test_a_bad_identity_after_the_email_names_its_record_and_writes_no_record(acme):
+    before = acme.counts()["records"]
+    with pytest.raises(InvalidInput, match=r"^record #1: phone has the wrong number of digits"):
+        acme.add_records([enquiry(), enquiry(email="b@example.com", phone="12")], actor="test")
+    assert acme.counts()["records"] == before
 
 
 def test_unknown_record_is_named(acme):
