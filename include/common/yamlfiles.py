@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import yaml
-from yaml.cyaml import CParser
 from pydantic import BaseModel, ValidationError
+from yaml.cyaml import CParser
 
 from include.common.errors import InvalidInput
 

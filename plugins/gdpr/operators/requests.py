@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context, SkipMixin, XComArg, chain
+from airflow.sdk import Context, SkipMixin, XComArg, chain
 from airflow.sdk.bases.xcom import BaseXCom
 
 from gdpr.hooks.store import ClientStoreHook
