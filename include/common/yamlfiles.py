@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.cyaml import CParser
+from yaml._yaml import CParser
 
 from include.common.errors import InvalidInput
 
