@@ -6,7 +6,7 @@ the broker on a Redis database of its own, the vault, its key store and the demo
 PostgreSQL databases, and the workflow files in one folder standing for the shared storage. N access
 requests of the demo shop's customers are triggered through the REST API as `dsar_fulfilment` runs
 (the form's conf), all at once; the figure is N over the time from the first trigger to the last
-run's end. The DAG runs 16 requests at once (REQUEST_RUNS_AT_ONCE); the rest wait in its queue.
+run's end. The DAG runs 8 requests at once (REQUEST_RUNS_AT_ONCE); the rest wait in its queue.
 Each run is one request: its tasks run one after the other, the stores' searches side by side.
 
 Where the time goes is read from the metadata afterwards (each run's and task instance's timestamps)
@@ -51,10 +51,10 @@ BROKER_URL = "redis://127.0.0.1:6379/14"
 DATABASES = {kind: f"gdpr_bench_celery_{kind}" for kind in ("airflow", "vault", "keys", "shop")}
 WORKER_CONCURRENCY = 8
 # Deployment settings tuned for throughput on this machine, printed with the figures. Each worker's 8
-# slots (16 in all) match the 16 runs at once, each a chain of one or two task instances at a time.
+# slots (16 in all) leave room for the runs at once, each a chain of one or two task instances at a time.
 TUNING = {
     "AIRFLOW__CORE__PARALLELISM": str(len(WORKERS) * WORKER_CONCURRENCY),
-    # The default (16) would cap the two mapped search tasks of 16 runs at once below the slots.
+    # The default (16) would cap the mapped search tasks of the runs at once below the slots.
     "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
     "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "32",
     # The DAG files do not change during the run: the DAG processor need not re-parse them on two cores.
