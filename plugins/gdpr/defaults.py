@@ -21,7 +21,7 @@ DEFAULT_ARGS = {
 
 # Request workflows' runs at once: each request is leased to one run (include/requests/register.py).
 # Eight keep two cores busy (a run is a chain of one or two tasks at a time); more only add to what the
-# scheduler checks on each of its loops (bench goal 8: 1,073 requests an hour with 8, 985 with 16).
+# scheduler checks on each of its loops.
 REQUEST_RUNS_AT_ONCE = 8
 
 # One run at a time, no catch-up of missed schedules (a backfill is asked for explicitly).
