@@ -421,13 +421,9 @@ class Vault:
         """Subject id per record (given, found by email blind index, or new), the new subjects,
         and each record's email digest for reuse."""
         by_digest: dict[str, str] = {}
-        lookup_of = self.indexer.digest
-        digests: list[str | None] = []
-        try:
-            for rec in batch:
-                digests.append(None if rec.subject_id else lookup_of("email", rec.controller_id, rec.fields["email"]))
-        except InvalidInput as exc:
-            raise InvalidInput(f"record #{offset + len(digests)}: {exc}") from None
+        digests = [None if rec.subject_id else
+                   self._digest(rec.controller_id, "email", rec.fields["email"], offset + i)
+                   for i, rec in enumerate(batch)]
         wanted = sorted({d for d in digests if d})
         # An erased subject, or one holding records kept after an erasure (restricted to storage),
         # takes nothing new: the person's new record starts a new subject.
@@ -459,6 +455,12 @@ class Vault:
             subject_ids.append(sid)
         return subject_ids, new_subjects, digests
 
+    def _digest(self, controller_id: str, name: str, value: str, index: int) -> str:
+        try:
+            return self.indexer.digest(name, controller_id, value)
+        except InvalidInput as exc:
+            raise InvalidInput(f"record #{index}: {exc}") from None
+
     def _add_batch(self, batch: Sequence[NewRecord], ends: Sequence[datetime | None], offset: int,
                    actor: str) -> list[str]:
         now = utcnow()
@@ -488,29 +490,25 @@ class Vault:
             field_rows: list[tuple] = []
             ids = new_ids(len(batch))
             indexed = self.indexer.indexed
-            lookup_of = self.indexer.digest
             nonces = os.urandom(NONCE_BYTES * sum(len(rec.fields) for rec in batch))
             start = 0
-            try:
-                for rec, sid, rid, end, email_digest in zip(batch, subject_ids, ids, ends, email_digests,
-                                                            strict=True):
-                    record_rows.append((rid, sid, rec.controller_id, rec.category, rec.purpose, rec.source,
-                                        rec.created_at or now, rec.relates_to, end,
-                                        rec.parent_id, rec.outcome, rec.outcome_at))
-                    fields = rec.fields
-                    stop = start + NONCE_BYTES * len(fields)
-                    blobs = ciphers[sid].encrypt_fields(rid, fields, nonces[start:stop])
-                    start = stop
-                    for (name, value), blob in zip(fields.items(), blobs, strict=True):
-                        if not indexed(name):
-                            lookup = None
-                        elif name == "email" and email_digest:
-                            lookup = email_digest
-                        else:
-                            lookup = lookup_of(name, rec.controller_id, value)
-                        field_rows.append((rid, name, blob, lookup))
-            except InvalidInput as exc:  # only a blind index refuses a value here
-                raise InvalidInput(f"record #{offset + len(record_rows) - 1}: {exc}") from None
+            for i, (rec, sid, rid, end, email_digest) in enumerate(zip(batch, subject_ids, ids, ends, email_digests,
+                                                                       strict=True)):
+                record_rows.append((rid, sid, rec.controller_id, rec.category, rec.purpose, rec.source,
+                                    rec.created_at or now, rec.relates_to, end,
+                                    rec.parent_id, rec.outcome, rec.outcome_at))
+                fields = rec.fields
+                stop = start + NONCE_BYTES * len(fields)
+                blobs = ciphers[sid].encrypt_fields(rid, fields, nonces[start:stop])
+                start = stop
+                for (name, value), blob in zip(fields.items(), blobs, strict=True):
+                    if not indexed(name):
+                        lookup = None
+                    elif name == "email" and email_digest:
+                        lookup = email_digest
+                    else:
+                        lookup = self._digest(rec.controller_id, name, value, offset + i)
+                    field_rows.append((rid, name, blob, lookup))
             insert_rows(conn, data_subject, _SUBJECT_COLUMNS, subject_rows)
             promoted = {sid: rec.role for rec, sid in zip(batch, subject_ids, strict=True)
                         if rec.role != "prospect" and sid not in new_subjects}
